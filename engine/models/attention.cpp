@@ -15,7 +15,7 @@ namespace {
 // query rows, the score tile [rows, Sk] stays small enough to live in cache, so the
 // softmax and the second matmul read it from there instead of from a full
 // [B, H, Sq, Sk] tensor in memory. Both matmuls run through BLAS (mm_out).
-torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+[[maybe_unused]] torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 double scale, const torch::Tensor& bias, bool causal) {
   const int64_t B = q.size(0), Sq = q.size(1), H = q.size(2), D = q.size(3);
   const int64_t Sk = k.size(1);
@@ -78,8 +78,9 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
                                                        mask, 0.0, causal && !bias.defined(), scale);
     return o.transpose(1, 2).reshape({B, Sq, H * D});
   }
-#endif
+#else
   return blocked_attention(q, k, v, scale, bias, causal);
+#endif
 }
 
 std::pair<torch::Tensor, torch::Tensor> flux_rope(const torch::Tensor& ids, const std::vector<int64_t>& axes_dims,

@@ -38,12 +38,6 @@ torch::Tensor activate(ClipActivation act, const torch::Tensor& x) {
   throw_error(StatusCode::kInternal, "unknown CLIP activation");
 }
 
-/// A module holding just `weight` (an nn.Embedding in the reference).
-torch::Tensor register_embedding(torch::nn::Module& parent, const std::string& name, int64_t rows, int64_t dim) {
-  auto holder = parent.register_module(name, std::make_shared<torch::nn::Module>("Embedding"));
-  return holder->register_parameter("weight", torch::empty({rows, dim}), /*requires_grad=*/false);
-}
-
 }  // namespace
 
 ClipTextConfig ClipTextConfig::from_json_file(const std::string& path) {

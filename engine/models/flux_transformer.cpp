@@ -35,6 +35,21 @@ FluxTransformerConfig FluxTransformerConfig::from_json_file(const std::string& p
   return c;
 }
 
+nlohmann::json FluxTransformerConfig::to_json() const {
+  return {{"_class_name", "FluxTransformer2DModel"},
+          {"attention_head_dim", attention_head_dim},
+          {"axes_dims_rope", axes_dims_rope},
+          {"guidance_embeds", guidance_embeds},
+          {"in_channels", in_channels},
+          {"joint_attention_dim", joint_attention_dim},
+          {"num_attention_heads", num_attention_heads},
+          {"num_layers", num_layers},
+          {"num_single_layers", num_single_layers},
+          {"out_channels", out_channels},
+          {"patch_size", patch_size},
+          {"pooled_projection_dim", pooled_projection_dim}};
+}
+
 FluxTransformerConfig FluxTransformerConfig::flux_fill_dev() {
   FluxTransformerConfig c;
   c.in_channels = 384;
@@ -308,9 +323,9 @@ torch::Tensor FluxTransformerImpl::forward(const FluxInputs& in) {
   torch::Tensor temb = time_text_embed->forward(timestep, guidance, in.pooled_projections.to(dev, dt));
   torch::Tensor txt = context_embedder(in.encoder_hidden_states.to(dev, dt), in.ctx);
 
-  auto [cos, sin] = flux_rope(torch::cat({in.txt_ids, in.img_ids}, 0), cfg_.axes_dims_rope);
-  cos = cos.to(dev);
-  sin = sin.to(dev);
+  const FluxRope rp = in.rope.cos.defined() ? in.rope : rope(in.txt_ids, in.img_ids);
+  const torch::Tensor& cos = rp.cos;
+  const torch::Tensor& sin = rp.sin;
 
   for (auto& m : *transformer_blocks) m->as<FluxDoubleBlockImpl>()->forward(img, txt, temb, cos, sin, in.ctx);
   const int64_t St = txt.size(1);
@@ -318,6 +333,12 @@ torch::Tensor FluxTransformerImpl::forward(const FluxInputs& in) {
   for (auto& m : *single_transformer_blocks) x = m->as<FluxSingleBlockImpl>()->forward(x, temb, cos, sin, in.ctx);
   img = x.narrow(1, St, x.size(1) - St);
   return proj_out(norm_out->forward(img, temb), in.ctx);
+}
+
+FluxRope FluxTransformerImpl::rope(const torch::Tensor& txt_ids, const torch::Tensor& img_ids) const {
+  auto [cos, sin] = flux_rope(torch::cat({txt_ids, img_ids}, 0), cfg_.axes_dims_rope);
+  const auto dev = x_embedder->weight.device();
+  return {cos.to(dev), sin.to(dev)};
 }
 
 double FluxTransformerImpl::flops(int64_t rows, int64_t img_tokens, int64_t txt_tokens) const {

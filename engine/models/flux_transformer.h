@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "engine/models/layers.h"
@@ -28,8 +29,15 @@ struct FluxTransformerConfig {
 
   int64_t inner_dim() const { return attention_head_dim * num_attention_heads; }
   static FluxTransformerConfig from_json_file(const std::string& path);
+  /// A diffusers-compatible config.json object (for writing tiny pipelines).
+  nlohmann::json to_json() const;
   /// FLUX.1-Fill-dev's real config.
   static FluxTransformerConfig flux_fill_dev();
+};
+
+/// Rotary tables for a token layout: cos/sin [S_txt + S_img, head_dim] on the model's device.
+struct FluxRope {
+  torch::Tensor cos, sin;
 };
 
 /// Inputs of one transformer call. Batch rows may have different timesteps and guidance.
@@ -41,6 +49,9 @@ struct FluxInputs {
   torch::Tensor guidance;               ///< [B] (ignored without guidance_embeds)
   torch::Tensor img_ids;                ///< [S_img, 3]
   torch::Tensor txt_ids;                ///< [S_txt, 3]
+  /// Optional precomputed rope(txt_ids, img_ids) (a job's layout is fixed, so callers that
+  /// step the same layout many times compute it once); computed from the ids when empty.
+  FluxRope rope;
   const ForwardContext* ctx = nullptr;  ///< per-row adapter weights (may be null)
 };
 
@@ -56,6 +67,9 @@ class FluxTransformerImpl : public torch::nn::Module {
   // -> [B, S_img, out_channels]
   torch::Tensor forward(const FluxInputs& in);
   const FluxTransformerConfig& config() const { return cfg_; }
+
+  /// Rotary tables for [txt; img] tokens with these position ids, on the model's device.
+  FluxRope rope(const torch::Tensor& txt_ids, const torch::Tensor& img_ids) const;
 
   /// Analytic multiply-add FLOPs (x2) of one forward with `rows` batch rows.
   double flops(int64_t rows, int64_t img_tokens, int64_t txt_tokens) const;

@@ -56,6 +56,11 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {dim_}, weight, bias, eps_);
 }
 
+torch::Tensor register_embedding(torch::nn::Module& parent, const std::string& name, int64_t rows, int64_t dim) {
+  auto holder = parent.register_module(name, std::make_shared<torch::nn::Module>("Embedding"));
+  return holder->register_parameter("weight", torch::empty({rows, dim}), /*requires_grad=*/false);
+}
+
 torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim) {
   const int64_t half = dim / 2;
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(t.device());

@@ -69,6 +69,10 @@ class LayerNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
+/// Registers a child `name` holding just a `weight` [rows, dim] (an nn.Embedding in the
+/// reference, so the key reads `<name>.weight`) and returns that parameter.
+torch::Tensor register_embedding(torch::nn::Module& parent, const std::string& name, int64_t rows, int64_t dim);
+
 /// Sinusoidal timestep embedding (diffusers get_timestep_embedding with
 /// flip_sin_to_cos=True, downscale_freq_shift=0, scale=1, max_period=10000).
 // t: [B] -> [B, dim] float32

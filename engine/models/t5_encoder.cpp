@@ -160,9 +160,8 @@ class T5AttentionImpl : public torch::nn::Module {
     v = register_module("v", Linear(c.d_model, c.inner_dim(), false));
     o = register_module("o", Linear(c.inner_dim(), c.d_model, false));
     if (has_relative_attention_bias) {
-      auto holder = register_module("relative_attention_bias", std::make_shared<torch::nn::Module>("Embedding"));
       relative_attention_bias =
-          holder->register_parameter("weight", torch::empty({c.relative_attention_num_buckets, c.num_heads}), false);
+          register_embedding(*this, "relative_attention_bias", c.relative_attention_num_buckets, c.num_heads);
     }
   }
   // x: [B, S, d_model], bias: [1, H, S, S] -> [B, S, d_model]
@@ -287,8 +286,7 @@ class T5StackImpl : public torch::nn::Module {
 };
 
 T5EncoderModelImpl::T5EncoderModelImpl(const T5EncoderConfig& cfg) : cfg_(cfg) {
-  auto holder = register_module("shared", std::make_shared<torch::nn::Module>("Embedding"));
-  shared = holder->register_parameter("weight", torch::empty({cfg.vocab_size, cfg.d_model}), false);
+  shared = register_embedding(*this, "shared", cfg.vocab_size, cfg.d_model);
   encoder = register_module("encoder", std::make_shared<T5StackImpl>(cfg));
 }
 

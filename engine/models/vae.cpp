@@ -53,6 +53,28 @@ bool is_kind(const std::string& type, const std::string& kind) {
 // ---------------------------------------------------------------------------------------
 // Config
 
+nlohmann::json VaeConfig::to_json() const {
+  return {{"_class_name", "AutoencoderKL"},
+          {"act_fn", act_fn},
+          {"block_out_channels", block_out_channels},
+          {"down_block_types", down_block_types},
+          {"up_block_types", up_block_types},
+          {"force_upcast", force_upcast},
+          {"in_channels", in_channels},
+          {"out_channels", out_channels},
+          {"latent_channels", latent_channels},
+          {"latents_mean", nullptr},
+          {"latents_std", nullptr},
+          {"layers_per_block", layers_per_block},
+          {"mid_block_add_attention", mid_block_add_attention},
+          {"norm_num_groups", norm_num_groups},
+          {"sample_size", sample_size},
+          {"scaling_factor", scaling_factor},
+          {"shift_factor", shift_factor},
+          {"use_quant_conv", use_quant_conv},
+          {"use_post_quant_conv", use_post_quant_conv}};
+}
+
 VaeConfig VaeConfig::from_json_file(const std::string& path) {
   JsonConfig j = JsonConfig::load(path);
   VaeConfig c;
@@ -270,47 +292,35 @@ class VaeMidBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VaeMidBlock);
 
-/// DownEncoderBlock2D: `layers` resnets, then (except the last block) a downsampler.
-class VaeDownBlockImpl : public torch::nn::Module {
+/// DownEncoderBlock2D / UpDecoderBlock2D: `layers` resnets, then (except the last block)
+/// a resampler registered as `downsamplers.0` or `upsamplers.0`.
+class VaeBlockImpl : public torch::nn::Module {
  public:
-  VaeDownBlockImpl(int64_t in, int64_t out, int64_t layers, int64_t groups, Activation act, bool downsample) {
+  enum class Resample { kNone, kDown, kUp };
+  VaeBlockImpl(int64_t in, int64_t out, int64_t layers, int64_t groups, Activation act, Resample resample) {
     resnets = register_module("resnets", torch::nn::ModuleList());
     for (int64_t i = 0; i < layers; ++i) resnets->push_back(VaeResnet(i == 0 ? in : out, out, groups, act));
-    if (downsample) {
-      downsamplers = register_module("downsamplers", torch::nn::ModuleList());
-      downsamplers->push_back(VaeDownsample(out));
+    if (resample == Resample::kDown) {
+      resampler_ = VaeDownsample(out).ptr();
+      register_module("downsamplers", torch::nn::ModuleList(resampler_));
+    } else if (resample == Resample::kUp) {
+      resampler_ = VaeUpsample(out).ptr();
+      register_module("upsamplers", torch::nn::ModuleList(resampler_));
     }
   }
-  // x: [N, in, H, W] -> [N, out, H', W'] (H' = floor(H/2) when downsampling)
+  // x: [N, in, H, W] -> [N, out, H', W'] (H' = floor(H/2) down, 2H up, H without resampler)
   torch::Tensor forward(torch::Tensor x) {
     for (auto& r : *resnets) x = r->as<VaeResnetImpl>()->forward(x);
-    if (downsamplers) x = downsamplers[0]->as<VaeDownsampleImpl>()->forward(x);
+    if (auto* d = resampler_ ? resampler_->as<VaeDownsampleImpl>() : nullptr) return d->forward(x);
+    if (auto* u = resampler_ ? resampler_->as<VaeUpsampleImpl>() : nullptr) return u->forward(x);
     return x;
   }
-  torch::nn::ModuleList resnets{nullptr}, downsamplers{nullptr};
-};
-TORCH_MODULE(VaeDownBlock);
+  torch::nn::ModuleList resnets{nullptr};
 
-/// UpDecoderBlock2D: `layers` resnets, then (except the last block) an upsampler.
-class VaeUpBlockImpl : public torch::nn::Module {
- public:
-  VaeUpBlockImpl(int64_t in, int64_t out, int64_t layers, int64_t groups, Activation act, bool upsample) {
-    resnets = register_module("resnets", torch::nn::ModuleList());
-    for (int64_t i = 0; i < layers; ++i) resnets->push_back(VaeResnet(i == 0 ? in : out, out, groups, act));
-    if (upsample) {
-      upsamplers = register_module("upsamplers", torch::nn::ModuleList());
-      upsamplers->push_back(VaeUpsample(out));
-    }
-  }
-  // x: [N, in, h, w] -> [N, out, 2h, 2w] (or [N, out, h, w] for the last block)
-  torch::Tensor forward(torch::Tensor x) {
-    for (auto& r : *resnets) x = r->as<VaeResnetImpl>()->forward(x);
-    if (upsamplers) x = upsamplers[0]->as<VaeUpsampleImpl>()->forward(x);
-    return x;
-  }
-  torch::nn::ModuleList resnets{nullptr}, upsamplers{nullptr};
+ private:
+  std::shared_ptr<torch::nn::Module> resampler_;
 };
-TORCH_MODULE(VaeUpBlock);
+TORCH_MODULE(VaeBlock);
 
 /// diffusers vae.Encoder with double_z=True.
 class VaeEncoderImpl : public torch::nn::Module {
@@ -323,7 +333,8 @@ class VaeEncoderImpl : public torch::nn::Module {
     down_blocks = register_module("down_blocks", torch::nn::ModuleList());
     int64_t prev = ch[0];
     for (int64_t i = 0; i < n; ++i) {
-      down_blocks->push_back(VaeDownBlock(prev, ch[i], c.layers_per_block, c.norm_num_groups, act, i != n - 1));
+      down_blocks->push_back(VaeBlock(prev, ch[i], c.layers_per_block, c.norm_num_groups, act,
+                                     i != n - 1 ? VaeBlockImpl::Resample::kDown : VaeBlockImpl::Resample::kNone));
       prev = ch[i];
     }
     mid_block = register_module("mid_block", VaeMidBlock(ch.back(), c.norm_num_groups, act, c.mid_block_add_attention));
@@ -333,7 +344,7 @@ class VaeEncoderImpl : public torch::nn::Module {
   // x: [N, in_channels, H, W] -> moments [N, 2*latent_channels, h, w]
   torch::Tensor forward(const torch::Tensor& x) {
     torch::Tensor h = conv_in(x);
-    for (auto& b : *down_blocks) h = b->as<VaeDownBlockImpl>()->forward(h);
+    for (auto& b : *down_blocks) h = b->as<VaeBlockImpl>()->forward(h);
     h = mid_block(h);
     h = conv_norm_out(h);
     h = torch::silu_(h);  // conv_act is always nn.SiLU, whatever act_fn says
@@ -358,7 +369,8 @@ class VaeDecoderImpl : public torch::nn::Module {
     int64_t prev = ch.back();
     for (int64_t i = 0; i < n; ++i) {
       const int64_t out = ch[n - 1 - i];
-      up_blocks->push_back(VaeUpBlock(prev, out, c.layers_per_block + 1, c.norm_num_groups, act, i != n - 1));
+      up_blocks->push_back(VaeBlock(prev, out, c.layers_per_block + 1, c.norm_num_groups, act,
+                                   i != n - 1 ? VaeBlockImpl::Resample::kUp : VaeBlockImpl::Resample::kNone));
       prev = out;
     }
     conv_norm_out = register_module("conv_norm_out", group_norm(c.norm_num_groups, ch[0]));
@@ -368,7 +380,7 @@ class VaeDecoderImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& z) {
     torch::Tensor h = conv_in(z);
     h = mid_block(h);
-    for (auto& b : *up_blocks) h = b->as<VaeUpBlockImpl>()->forward(h);
+    for (auto& b : *up_blocks) h = b->as<VaeBlockImpl>()->forward(h);
     h = conv_norm_out(h);
     h = torch::silu_(h);
     return conv_out(h);

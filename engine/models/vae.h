@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 namespace onereward::models {
@@ -38,6 +39,8 @@ struct VaeConfig {
   int64_t vae_scale_factor() const { return int64_t{1} << (block_out_channels.size() - 1); }
   /// Parses and validates config.json; errors name the file and the field.
   static VaeConfig from_json_file(const std::string& path);
+  /// A diffusers-compatible config.json object (for writing tiny pipelines).
+  nlohmann::json to_json() const;
   /// Throws Error(kInvalidArgument) if the sizes are inconsistent (`where` prefixes messages).
   void validate(const std::string& where) const;
 };

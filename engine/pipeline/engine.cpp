@@ -164,23 +164,27 @@ std::shared_ptr<Job> EngineImpl::prepare(const FillRequest& r) {
   }
 
   // --- inputs: canvas for extend, mask checks ---
-  image::Image img = r.image;
-  image::Image mask;
+  // The request's pixels are read in place; only extend-by-margins builds new images.
+  image::Canvas canvas;
+  const image::Image* img_p = &r.image;
+  const image::Image* mask_p = nullptr;
   if (r.task == Task::kExtend && !r.mask) {
     check_arg(!r.extend.empty(), "extend needs margins or a mask");
     check_arg(r.extend.left >= 0 && r.extend.top >= 0 && r.extend.right >= 0 && r.extend.bottom >= 0,
               "extend margins must be >= 0");
-    image::Canvas c = image::extend_canvas(r.image, r.extend.left, r.extend.top, r.extend.right, r.extend.bottom);
-    img = std::move(c.image);
-    mask = std::move(c.mask);
+    canvas = image::extend_canvas(r.image, r.extend.left, r.extend.top, r.extend.right, r.extend.bottom);
+    img_p = &canvas.image;
+    mask_p = &canvas.mask;
   } else {
     check_arg(r.mask.has_value(), std::string("mask is required for ") + task_name(r.task));
-    mask = *r.mask;
-    check_arg(!mask.empty(), "mask is empty");
-    check_arg(mask.width == img.width && mask.height == img.height,
-              "mask size " + std::to_string(mask.width) + "x" + std::to_string(mask.height) + " differs from image size " +
-                  std::to_string(img.width) + "x" + std::to_string(img.height));
+    mask_p = &*r.mask;
+    check_arg(!mask_p->empty(), "mask is empty");
+    check_arg(mask_p->width == r.image.width && mask_p->height == r.image.height,
+              "mask size " + std::to_string(mask_p->width) + "x" + std::to_string(mask_p->height) +
+                  " differs from image size " + std::to_string(r.image.width) + "x" + std::to_string(r.image.height));
   }
+  const image::Image& img = *img_p;
+  const image::Image& mask = *mask_p;
   const int multiple = static_cast<int>(info.multiple);
   auto [W, H] = image::target_size(img, r.width, r.height, multiple);
   check_arg(W >= multiple && H >= multiple, "image size after flooring to a multiple of " + std::to_string(multiple) +
@@ -205,18 +209,18 @@ std::shared_ptr<Job> EngineImpl::prepare(const FillRequest& r) {
   job->batch = P * r.num_images;
   job->cfg = r.true_cfg > 1.0f;
   auto t_text = Clock::now();
-  pipeline::PromptEmbeds pos = text->encode_cached(prompts, r.prompts_2);
-  pos = pipeline::repeat_each(pos, r.num_images);
-  job->pos_embeds = pos.prompt_embeds;
-  job->pos_pooled = pos.pooled_prompt_embeds;
+  pipeline::PromptEmbeds pos = pipeline::repeat_each(text->encode_cached(prompts, r.prompts_2), r.num_images);
   job->txt_ids = pos.text_ids;
+  job->text_embeds = pos.prompt_embeds;
+  job->text_pooled = pos.pooled_prompt_embeds;
   if (job->cfg) {
     std::vector<std::string> negs = r.negative_prompts.empty() ? std::vector<std::string>{""} : r.negative_prompts;
     if (negs.size() == 1 && P > 1) negs.assign(static_cast<size_t>(P), negs[0]);
     check_arg(static_cast<int64_t>(negs.size()) == P, "negative_prompt must have one entry per prompt");
     pipeline::PromptEmbeds neg = pipeline::repeat_each(text->encode_cached(negs), r.num_images);
-    job->neg_embeds = neg.prompt_embeds;
-    job->neg_pooled = neg.pooled_prompt_embeds;
+    // Row order of a true-CFG job: [negative x B; positive x B].
+    job->text_embeds = torch::cat({neg.prompt_embeds, pos.prompt_embeds}, 0);
+    job->text_pooled = torch::cat({neg.pooled_prompt_embeds, pos.pooled_prompt_embeds}, 0);
   }
   sync();
   job->timings.text_ms = ms_since(t_text);
@@ -255,6 +259,7 @@ std::shared_ptr<Job> EngineImpl::prepare(const FillRequest& r) {
   job->condition = sched::fill_condition(masked_sample, mask_d, job->batch, vae->config());
   job->img_ids = sched::latent_image_ids(job->latent_h / 2, job->latent_w / 2,
                                          torch::TensorOptions().dtype(torch::kFloat32).device(placement.device));
+  job->rope = variants.at(job->variant)->rope(job->txt_ids, job->img_ids);
   sync();
   job->timings.vae_encode_ms = ms_since(t_vae);
 
@@ -282,15 +287,9 @@ void EngineImpl::step(const std::vector<Job*>& jobs) {
   for (Job* j : jobs) {
     const int64_t rows = j->rows();
     torch::Tensor x = torch::cat({j->latents, j->condition}, 2);  // [B, S, C_packed + C_cond]
-    if (j->cfg) {
-      hidden.push_back(torch::cat({x, x}, 0));
-      enc.push_back(torch::cat({j->neg_embeds, j->pos_embeds}, 0));
-      pooled.push_back(torch::cat({j->neg_pooled, j->pos_pooled}, 0));
-    } else {
-      hidden.push_back(x);
-      enc.push_back(j->pos_embeds);
-      pooled.push_back(j->pos_pooled);
-    }
+    hidden.push_back(j->cfg ? torch::cat({x, x}, 0) : x);
+    enc.push_back(j->text_embeds);
+    pooled.push_back(j->text_pooled);
     // The reference passes t / 1000 in the latents' dtype (float32 here), per row.
     tsteps.push_back(torch::full({rows}, j->schedule.timestep(j->step), f32) / 1000.0f);
     guid.push_back(torch::full({rows}, j->guidance, f32));
@@ -304,13 +303,15 @@ void EngineImpl::step(const std::vector<Job*>& jobs) {
   models::ForwardContext ctx;
   for (auto& t : adapter_rows) ctx.adapter_rows.push_back(t.defined() ? t.to(placement.device) : t);
   models::FluxInputs in;
-  in.hidden_states = torch::cat(hidden, 0);
-  in.encoder_hidden_states = torch::cat(enc, 0);
-  in.pooled_projections = torch::cat(pooled, 0);
+  // A lone job's constant text rows are used as they are; a batch concatenates them.
+  in.hidden_states = hidden.size() == 1 ? hidden[0] : torch::cat(hidden, 0);
+  in.encoder_hidden_states = enc.size() == 1 ? enc[0] : torch::cat(enc, 0);
+  in.pooled_projections = pooled.size() == 1 ? pooled[0] : torch::cat(pooled, 0);
   in.timestep = torch::cat(tsteps, 0).to(placement.device);
   in.guidance = torch::cat(guid, 0).to(placement.device);
   in.img_ids = jobs[0]->img_ids;
   in.txt_ids = jobs[0]->txt_ids;
+  in.rope = jobs[0]->rope;  // same layout for the whole group (group_key)
   in.ctx = &ctx;
   torch::Tensor out = model->forward(in);  // [R, S, C_out]
 

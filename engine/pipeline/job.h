@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include "engine/models/flux_transformer.h"
 #include "engine/pipeline/engine.h"
 #include "engine/sched/flow_match.h"
 
@@ -29,8 +30,11 @@ class Job {
   // Tensors (on the engine's device).
   torch::Tensor latents;    ///< [B, S, C_packed], the denoising state
   torch::Tensor condition;  ///< [B, S, C_cond] masked-image latents + packed mask
-  torch::Tensor pos_embeds, pos_pooled, neg_embeds, neg_pooled;
+  /// Text conditioning of the job's transformer rows, fixed for the whole job:
+  /// [negative; positive] with true CFG, else the positive rows. [rows, S_txt, D], [rows, D].
+  torch::Tensor text_embeds, text_pooled;
   torch::Tensor img_ids, txt_ids;
+  models::FluxRope rope;  ///< rotary tables for (txt_ids, img_ids), computed once
   sched::Schedule schedule;
   int step = 0;  ///< steps done
 

@@ -40,57 +40,47 @@ void save_module(torch::nn::Module& m, const fs::path& file) {
   save_tensors(file.string(), t, {{"format", "pt"}});
 }
 
-json transformer_json(const models::FluxTransformerConfig& c) {
-  return {{"_class_name", "FluxTransformer2DModel"}, {"attention_head_dim", c.attention_head_dim},
-          {"axes_dims_rope", c.axes_dims_rope},      {"guidance_embeds", c.guidance_embeds},
-          {"in_channels", c.in_channels},            {"joint_attention_dim", c.joint_attention_dim},
-          {"num_attention_heads", c.num_attention_heads}, {"num_layers", c.num_layers},
-          {"num_single_layers", c.num_single_layers}, {"out_channels", c.out_channels},
-          {"patch_size", 1},                         {"pooled_projection_dim", c.pooled_projection_dim}};
+// FLUX.1's VAE (bench) or the golden reference's 4-level 16..64 VAE (tiny).
+models::VaeConfig vae_preset(bool real) {
+  models::VaeConfig c;
+  c.block_out_channels = real ? std::vector<int64_t>{128, 256, 512, 512} : std::vector<int64_t>{16, 32, 32, 64};
+  c.down_block_types.assign(4, "DownEncoderBlock2D");
+  c.up_block_types.assign(4, "UpDecoderBlock2D");
+  c.latent_channels = 16;
+  c.layers_per_block = real ? 2 : 1;
+  c.norm_num_groups = real ? 32 : 8;
+  c.sample_size = 1024;
+  c.scaling_factor = 0.3611;
+  c.shift_factor = 0.1159;
+  c.use_quant_conv = false;
+  c.use_post_quant_conv = false;
+  return c;
 }
 
-json vae_json(bool real) {
-  const std::vector<int> ch = real ? std::vector<int>{128, 256, 512, 512} : std::vector<int>{16, 32, 32, 64};
-  return {{"_class_name", "AutoencoderKL"},
-          {"act_fn", "silu"},
-          {"block_out_channels", ch},
-          {"down_block_types", std::vector<std::string>(4, "DownEncoderBlock2D")},
-          {"up_block_types", std::vector<std::string>(4, "UpDecoderBlock2D")},
-          {"force_upcast", true},
-          {"in_channels", 3},
-          {"out_channels", 3},
-          {"latent_channels", 16},
-          {"latents_mean", nullptr},
-          {"latents_std", nullptr},
-          {"layers_per_block", real ? 2 : 1},
-          {"mid_block_add_attention", true},
-          {"norm_num_groups", real ? 32 : 8},
-          {"sample_size", 1024},
-          {"scaling_factor", 0.3611},
-          {"shift_factor", 0.1159},
-          {"use_quant_conv", false},
-          {"use_post_quant_conv", false}};
+// CLIP text model of the transformer's pooled width (one layer when wide, as for bench).
+models::ClipTextConfig clip_preset(int64_t hidden) {
+  models::ClipTextConfig c;
+  c.hidden_size = hidden;
+  c.intermediate_size = 2 * hidden;
+  c.num_attention_heads = 2;
+  c.num_hidden_layers = hidden > 64 ? 1 : 2;
+  c.eos_token_id = 2;  // FLUX's legacy value: pooled at argmax(input_ids)
+  return c;
 }
 
-json clip_json(int64_t hidden) {
-  return {{"architectures", {"CLIPTextModel"}}, {"attention_dropout", 0.0}, {"bos_token_id", 0},
-          {"dropout", 0.0}, {"eos_token_id", 2}, {"hidden_act", "quick_gelu"}, {"hidden_size", hidden},
-          {"initializer_factor", 1.0}, {"initializer_range", 0.02}, {"intermediate_size", 2 * hidden},
-          {"layer_norm_eps", 1e-5}, {"max_position_embeddings", 77}, {"model_type", "clip_text_model"},
-          {"num_attention_heads", 2}, {"num_hidden_layers", hidden > 64 ? 1 : 2}, {"pad_token_id", 1},
-          {"projection_dim", hidden}, {"torch_dtype", "float32"}, {"vocab_size", 49408}};
-}
-
-json t5_json(int64_t d_model) {
+// T5 encoder of the transformer's text width (one layer when wide).
+models::T5EncoderConfig t5_preset(int64_t d_model) {
   const bool big = d_model > 64;
-  return {{"architectures", {"T5EncoderModel"}}, {"d_ff", big ? 256 : 64}, {"d_kv", 8}, {"d_model", d_model},
-          {"decoder_start_token_id", 0}, {"dense_act_fn", "gelu_pytorch_tanh"}, {"dropout_rate", 0.1},
-          {"eos_token_id", 1}, {"feed_forward_proj", "gated-gelu"}, {"initializer_factor", 1.0},
-          {"is_encoder_decoder", true}, {"is_gated_act", true}, {"layer_norm_epsilon", 1e-6},
-          {"model_type", "t5"}, {"num_decoder_layers", big ? 1 : 2}, {"num_heads", 4},
-          {"num_layers", big ? 1 : 2}, {"pad_token_id", 0}, {"relative_attention_max_distance", 128},
-          {"relative_attention_num_buckets", 32}, {"tie_word_embeddings", false}, {"torch_dtype", "float32"},
-          {"vocab_size", 32128}};
+  models::T5EncoderConfig c;
+  c.d_model = d_model;
+  c.d_kv = 8;
+  c.num_heads = 4;
+  c.d_ff = big ? 256 : 64;
+  c.num_layers = big ? 1 : 2;
+  c.feed_forward_proj = "gated-gelu";
+  c.dense_act_fn = "gelu_pytorch_tanh";
+  c.is_gated_act = true;
+  return c;
 }
 
 int run_make_tiny(const std::string& out, const std::string& preset, uint64_t seed, const std::string& tokenizers) {
@@ -121,25 +111,25 @@ int run_make_tiny(const std::string& out, const std::string& preset, uint64_t se
                 {"use_dynamic_shifting", true}});
 
     const auto tcfg = transformer_preset(preset);
-    write_json(root / "transformer" / "config.json", transformer_json(tcfg));
+    write_json(root / "transformer" / "config.json", tcfg.to_json());
     {
       models::FluxTransformer m(models::FluxTransformerConfig::from_json_file((root / "transformer/config.json").string()));
       models::randomize_parameters(*m, seed + 1);
       save_module(*m, root / "transformer" / "diffusion_pytorch_model.safetensors");
     }
-    write_json(root / "vae" / "config.json", vae_json(bench));
+    write_json(root / "vae" / "config.json", vae_preset(bench).to_json());
     {
       models::AutoencoderKL m(models::VaeConfig::from_json_file((root / "vae/config.json").string()));
       models::randomize_parameters(*m, seed + 2);
       save_module(*m, root / "vae" / "diffusion_pytorch_model.safetensors");
     }
-    write_json(root / "text_encoder" / "config.json", clip_json(tcfg.pooled_projection_dim));
+    write_json(root / "text_encoder" / "config.json", clip_preset(tcfg.pooled_projection_dim).to_json());
     {
       models::ClipTextModel m(models::ClipTextConfig::from_json_file((root / "text_encoder/config.json").string()));
       models::randomize_parameters(*m, seed + 3);
       save_module(*m, root / "text_encoder" / "model.safetensors");
     }
-    write_json(root / "text_encoder_2" / "config.json", t5_json(tcfg.joint_attention_dim));
+    write_json(root / "text_encoder_2" / "config.json", t5_preset(tcfg.joint_attention_dim).to_json());
     {
       models::T5EncoderModel m(models::T5EncoderConfig::from_json_file((root / "text_encoder_2/config.json").string()));
       models::randomize_parameters(*m, seed + 4);

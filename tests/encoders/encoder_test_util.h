@@ -17,26 +17,12 @@
 
 namespace onereward::testing {
 
-/// A fresh scratch directory under the system temp dir, removed with the object.
-class ScratchDir {
+/// A fresh scratch directory, removed with the object (the tag only documents the use).
+class ScratchDir : public TempDir {
  public:
-  explicit ScratchDir(const std::string& tag) {
-    static int counter = 0;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("onereward_enc_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
-                .string();
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  explicit ScratchDir(const std::string& /*tag*/) {}
 };
+
 
 /// Writes `config` as config.json and `tensors` as model.safetensors into `dir`.
 inline void write_component(const std::string& dir, const nlohmann::json& config,

@@ -1,6 +1,9 @@
 // Helpers for golden-reference tests: paths into tests/data/golden and tensor comparison.
 #pragma once
 
+#include <stdlib.h>
+
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -36,6 +39,26 @@ struct GoldenCase {
     return it->second;
   }
   double tol(const std::string& name) const { return meta.at("tolerance_max_abs").at(name).get<double>(); }
+};
+
+/// A fresh directory under /tmp, removed with the object.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/onereward-test-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
 };
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {

@@ -11,22 +11,10 @@
 
 namespace fs = std::filesystem;
 using namespace onereward;
+using onereward::testing::TempDir;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/onereward-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 void write_raw(const std::string& path, const std::string& header, const std::string& data,
                int64_t header_len_override = -1) {

@@ -18,12 +18,8 @@ models::FluxTransformer load_golden_transformer(const std::string& rel = "pipeli
   return model;
 }
 
-}  // namespace
-
-TEST(FluxTransformer, MatchesReferenceOutput) {
-  torch::NoGradGuard ng;
-  auto model = load_golden_transformer();
-  GoldenCase c("component_transformer");
+// The stored inputs of the component_transformer case.
+models::FluxInputs golden_inputs(const GoldenCase& c) {
   models::FluxInputs in;
   in.hidden_states = c.t("hidden_states");
   in.encoder_hidden_states = c.t("encoder_hidden_states");
@@ -32,6 +28,16 @@ TEST(FluxTransformer, MatchesReferenceOutput) {
   in.guidance = c.t("guidance");
   in.img_ids = c.t("img_ids");
   in.txt_ids = c.t("txt_ids");
+  return in;
+}
+
+}  // namespace
+
+TEST(FluxTransformer, MatchesReferenceOutput) {
+  torch::NoGradGuard ng;
+  auto model = load_golden_transformer();
+  GoldenCase c("component_transformer");
+  models::FluxInputs in = golden_inputs(c);
   torch::Tensor out = model->forward(in);
   EXPECT_TENSOR_NEAR(out, c.t("output"), c.tol("output"));
 }
@@ -41,14 +47,7 @@ TEST(FluxTransformer, RowsAreIndependent) {
   torch::NoGradGuard ng;
   auto model = load_golden_transformer();
   GoldenCase c("component_transformer");
-  models::FluxInputs in;
-  in.hidden_states = c.t("hidden_states");
-  in.encoder_hidden_states = c.t("encoder_hidden_states");
-  in.pooled_projections = c.t("pooled_projections");
-  in.timestep = c.t("timestep");
-  in.guidance = c.t("guidance");
-  in.img_ids = c.t("img_ids");
-  in.txt_ids = c.t("txt_ids");
+  models::FluxInputs in = golden_inputs(c);
   torch::Tensor both = model->forward(in);
   for (int64_t r = 0; r < 2; ++r) {
     models::FluxInputs one = in;
@@ -121,14 +120,7 @@ TEST(FluxTransformer, Bfloat16StaysCloseToFloat32) {
   opts.placement.dtype = torch::kBFloat16;
   load_module_strict(*model, weights, opts);
   GoldenCase c("component_transformer");
-  models::FluxInputs in;
-  in.hidden_states = c.t("hidden_states");
-  in.encoder_hidden_states = c.t("encoder_hidden_states");
-  in.pooled_projections = c.t("pooled_projections");
-  in.timestep = c.t("timestep");
-  in.guidance = c.t("guidance");
-  in.img_ids = c.t("img_ids");
-  in.txt_ids = c.t("txt_ids");
+  models::FluxInputs in = golden_inputs(c);
   torch::Tensor out = model->forward(in).to(torch::kFloat32);
   EXPECT_EQ(model->forward(in).scalar_type(), torch::kBFloat16);
   // bf16 has 8 mantissa bits: relative error ~1e-2 of the output scale.

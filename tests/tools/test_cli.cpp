@@ -41,15 +41,6 @@ ToolRun run_tool(const std::vector<std::string>& args) {
   return r;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char t[] = "/tmp/onereward-cli-XXXXXX";
-    path = mkdtemp(t);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-};
 
 std::string str(const nlohmann::json& j) {
   std::ostringstream os;
@@ -72,7 +63,7 @@ void check_generate(const std::string& name) {
                                    "--guidance", str(m["guidance_scale"]), "--seed", str(m["seed"]),
                                    "--strength", str(m["strength"]), "--width", str(m["width"]),
                                    "--height", str(m["height"]), "--num-images", str(m["num_images_per_prompt"]),
-                                   "--out", tmp.path + "/out.png", "--out-tensors", tmp.path + "/out.safetensors"};
+                                   "--out", tmp.path() + "/out.png", "--out-tensors", tmp.path() + "/out.safetensors"};
   if (m["transformer"] != "pipeline/transformer") {
     args.push_back("--transformer");
     args.push_back(golden_path(m["transformer"]));
@@ -83,11 +74,11 @@ void check_generate(const std::string& name) {
   }
   ToolRun r = run_tool(args);
   ASSERT_EQ(r.code, 0) << r.output;
-  auto t = load_tensors(tmp.path + "/out.safetensors");
+  auto t = load_tensors(tmp.path() + "/out.safetensors");
   EXPECT_TENSOR_NEAR(t.at("latents"), c.t("final_latents"), c.tol("final_latents"));
   EXPECT_TENSOR_NEAR(t.at("image").permute({0, 2, 3, 1}), c.t("image"), c.tol("image"));
-  EXPECT_TRUE(fs::exists(tmp.path + "/out.png"));
-  if (m["num_images_per_prompt"].get<int>() > 1) EXPECT_TRUE(fs::exists(tmp.path + "/out_1.png"));
+  EXPECT_TRUE(fs::exists(tmp.path() + "/out.png"));
+  if (m["num_images_per_prompt"].get<int>() > 1) EXPECT_TRUE(fs::exists(tmp.path() + "/out_1.png"));
 }
 
 }  // namespace
@@ -108,10 +99,10 @@ TEST(GenerateCli, BadInputExitsWithOneLineReason) {
   const std::string img = golden_path("cases/fill_onereward_64x64/image.png");
   const std::string mask = golden_path("cases/fill_onereward_64x64/mask.png");
   const std::string other_mask = golden_path("cases/extend_prompt_onereward_64x96/mask.png");
-  fs::path garbage = fs::path(tmp.path) / "garbage.png";
+  fs::path garbage = fs::path(tmp.path()) / "garbage.png";
   std::ofstream(garbage) << "not an image";
   const std::string model = golden_path("pipeline");
-  const std::string out = tmp.path + "/o.png";
+  const std::string out = tmp.path() + "/o.png";
   struct Case {
     std::vector<std::string> args;
     std::string needle;
@@ -143,9 +134,9 @@ TEST(EncodePromptCli, WritesIdsAndEmbeddings) {
   TempDir tmp;
   GoldenCase c("component_t5");
   ToolRun r = run_tool({"encode-prompt", "--model", golden_path("pipeline"), "--prompt", "nsfw", "--out-tensors",
-                    tmp.path + "/e.safetensors"});
+                    tmp.path() + "/e.safetensors"});
   ASSERT_EQ(r.code, 0) << r.output;
-  auto t = load_tensors(tmp.path + "/e.safetensors");
+  auto t = load_tensors(tmp.path() + "/e.safetensors");
   EXPECT_EQ(t.at("clip_input_ids").scalar_type(), torch::kInt64);
   EXPECT_EQ(t.at("t5_input_ids").sizes(), (std::vector<int64_t>{1, 512}));
   EXPECT_TRUE(t.at("t5_input_ids")[0].equal(c.t("input_ids")[1]));  // prompt 1 of the case is "nsfw"
@@ -157,7 +148,7 @@ TEST(EncodePromptCli, WritesIdsAndEmbeddings) {
 
 TEST(MakeTinyCli, WritesAPipelineEveryToolLoads) {
   TempDir tmp;
-  const std::string dir = tmp.path + "/tiny";
+  const std::string dir = tmp.path() + "/tiny";
   ToolRun r = run_tool({"make-tiny", "--out", dir, "--preset", "tiny", "--seed", "3"});
   ASSERT_EQ(r.code, 0) << r.output;
   ToolRun i = run_tool({"inspect", dir});
@@ -165,9 +156,9 @@ TEST(MakeTinyCli, WritesAPipelineEveryToolLoads) {
   EXPECT_NE(i.output.find("FluxTransformer2DModel"), std::string::npos) << i.output;
   ToolRun g = run_tool({"generate", "--model", dir, "--image", golden_path("cases/fill_onereward_64x64/image.png"),
                     "--mask", golden_path("cases/fill_onereward_64x64/mask.png"), "--prompt", "a boat", "--steps",
-                    "2", "--seed", "1", "--out", tmp.path + "/o.png"});
+                    "2", "--seed", "1", "--out", tmp.path() + "/o.png"});
   EXPECT_EQ(g.code, 0) << g.output;
-  EXPECT_TRUE(fs::exists(tmp.path + "/o.png"));
+  EXPECT_TRUE(fs::exists(tmp.path() + "/o.png"));
 }
 
 TEST(InspectCli, GoldenPipelineAndBrokenDirectory) {
@@ -176,10 +167,10 @@ TEST(InspectCli, GoldenPipelineAndBrokenDirectory) {
   EXPECT_NE(r.output.find("sharded"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("text_encoder_2"), std::string::npos);
   TempDir tmp;
-  fs::create_directories(tmp.path + "/transformer");
-  std::ofstream(tmp.path + "/model_index.json") << R"({"_class_name":"FluxFillPipeline","transformer":["diffusers","FluxTransformer2DModel"],"vae":["diffusers","AutoencoderKL"]})";
-  std::ofstream(tmp.path + "/transformer/config.json") << "{broken";
-  ToolRun b = run_tool({"inspect", tmp.path});
+  fs::create_directories(tmp.path() + "/transformer");
+  std::ofstream(tmp.path() + "/model_index.json") << R"({"_class_name":"FluxFillPipeline","transformer":["diffusers","FluxTransformer2DModel"],"vae":["diffusers","AutoencoderKL"]})";
+  std::ofstream(tmp.path() + "/transformer/config.json") << "{broken";
+  ToolRun b = run_tool({"inspect", tmp.path()});
   EXPECT_NE(b.code, 0);
   EXPECT_NE(b.output.find("not valid JSON"), std::string::npos) << b.output;
   EXPECT_NE(b.output.find("MISSING"), std::string::npos) << b.output;
