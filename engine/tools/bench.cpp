@@ -113,6 +113,7 @@ int run_bench(const BenchArgs& a) {
     };
     if (wants("transformer"))
       bench_transformer(env, parse_strings(a.presets), parse_ints(a.sizes), parse_ints(a.rows), &rows);
+    if (wants("stages")) bench_stages(env, parse_strings(a.presets), parse_ints(a.sizes), parse_ints(a.rows), &rows);
 
     std::cout << "device " << a.device << ", dtype " << a.dtype << ", threads " << env.threads
               << ", matmul peak " << std::fixed << std::setprecision(1) << env.peak_gflops << " GFLOP/s\n";
@@ -135,7 +136,7 @@ int run_bench(const BenchArgs& a) {
       j["rows"].push_back({{"stage", r.what}, {"preset", r.preset}, {"shape", r.shape}, {"ms", r.ms},
                            {"gflop", r.gflop}, {"gflops", gfs},
                            {"fraction_of_peak", r.gflop > 0 ? gfs / env.peak_gflops : 0.0},
-                           {"peak_rss_mb", r.peak_mem_mb}});
+                           {"peak_rss_mb", r.peak_mem_mb}});  // process high-water mark so far
     }
     if (!a.json_out.empty()) {
       std::ofstream(a.json_out) << j.dump(2) << "\n";
@@ -153,7 +154,7 @@ void register_bench(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("bench", "Time the engine's stages with random weights; report GFLOP/s and the "
                                           "fraction of the measured matmul peak");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("--what", a->what, "comma list: transformer, all")->capture_default_str();
+  cmd->add_option("--what", a->what, "comma list: transformer (forward alone), stages (text encode, vae encode, denoise step, vae decode), all")->capture_default_str();
   cmd->add_option("--presets", a->presets, "comma list of tiny, bench, full")->capture_default_str();
   cmd->add_option("--sizes", a->sizes, "comma list of square image sizes in pixels")->capture_default_str();
   cmd->add_option("--rows", a->rows, "comma list of transformer batch rows")->capture_default_str();

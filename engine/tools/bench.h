@@ -35,6 +35,10 @@ double measure_matmul_peak(const BenchEnv& env);
 /// Peak resident set size of this process (MiB).
 double peak_rss_mb();
 
+/// Benchmarks each stage of a job (text encode, VAE encode, denoising step, VAE decode).
+void bench_stages(const BenchEnv& env, const std::vector<std::string>& presets, const std::vector<int>& sizes,
+                  const std::vector<int>& rows, std::vector<BenchRow>* out);
+
 /// Benchmarks the transformer forward for each preset/size/rows combination.
 void bench_transformer(const BenchEnv& env, const std::vector<std::string>& presets, const std::vector<int>& sizes,
                        const std::vector<int>& rows, std::vector<BenchRow>* out);

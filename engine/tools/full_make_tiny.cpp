@@ -40,49 +40,6 @@ void save_module(torch::nn::Module& m, const fs::path& file) {
   save_tensors(file.string(), t, {{"format", "pt"}});
 }
 
-// FLUX.1's VAE (bench) or the golden reference's 4-level 16..64 VAE (tiny).
-models::VaeConfig vae_preset(bool real) {
-  models::VaeConfig c;
-  c.block_out_channels = real ? std::vector<int64_t>{128, 256, 512, 512} : std::vector<int64_t>{16, 32, 32, 64};
-  c.down_block_types.assign(4, "DownEncoderBlock2D");
-  c.up_block_types.assign(4, "UpDecoderBlock2D");
-  c.latent_channels = 16;
-  c.layers_per_block = real ? 2 : 1;
-  c.norm_num_groups = real ? 32 : 8;
-  c.sample_size = 1024;
-  c.scaling_factor = 0.3611;
-  c.shift_factor = 0.1159;
-  c.use_quant_conv = false;
-  c.use_post_quant_conv = false;
-  return c;
-}
-
-// CLIP text model of the transformer's pooled width (one layer when wide, as for bench).
-models::ClipTextConfig clip_preset(int64_t hidden) {
-  models::ClipTextConfig c;
-  c.hidden_size = hidden;
-  c.intermediate_size = 2 * hidden;
-  c.num_attention_heads = 2;
-  c.num_hidden_layers = hidden > 64 ? 1 : 2;
-  c.eos_token_id = 2;  // FLUX's legacy value: pooled at argmax(input_ids)
-  return c;
-}
-
-// T5 encoder of the transformer's text width (one layer when wide).
-models::T5EncoderConfig t5_preset(int64_t d_model) {
-  const bool big = d_model > 64;
-  models::T5EncoderConfig c;
-  c.d_model = d_model;
-  c.d_kv = 8;
-  c.num_heads = 4;
-  c.d_ff = big ? 256 : 64;
-  c.num_layers = big ? 1 : 2;
-  c.feed_forward_proj = "gated-gelu";
-  c.dense_act_fn = "gelu_pytorch_tanh";
-  c.is_gated_act = true;
-  return c;
-}
-
 int run_make_tiny(const std::string& out, const std::string& preset, uint64_t seed, const std::string& tokenizers) {
   try {
     torch::NoGradGuard ng;
@@ -110,26 +67,27 @@ int run_make_tiny(const std::string& out, const std::string& preset, uint64_t se
                 {"max_image_seq_len", 4096}, {"max_shift", 1.15}, {"num_train_timesteps", 1000}, {"shift", 3.0},
                 {"use_dynamic_shifting", true}});
 
-    const auto tcfg = transformer_preset(preset);
+    const PipelinePreset pp = pipeline_preset(preset);
+    const auto& tcfg = pp.transformer;
     write_json(root / "transformer" / "config.json", tcfg.to_json());
     {
       models::FluxTransformer m(models::FluxTransformerConfig::from_json_file((root / "transformer/config.json").string()));
       models::randomize_parameters(*m, seed + 1);
       save_module(*m, root / "transformer" / "diffusion_pytorch_model.safetensors");
     }
-    write_json(root / "vae" / "config.json", vae_preset(bench).to_json());
+    write_json(root / "vae" / "config.json", pp.vae.to_json());
     {
       models::AutoencoderKL m(models::VaeConfig::from_json_file((root / "vae/config.json").string()));
       models::randomize_parameters(*m, seed + 2);
       save_module(*m, root / "vae" / "diffusion_pytorch_model.safetensors");
     }
-    write_json(root / "text_encoder" / "config.json", clip_preset(tcfg.pooled_projection_dim).to_json());
+    write_json(root / "text_encoder" / "config.json", pp.clip.to_json());
     {
       models::ClipTextModel m(models::ClipTextConfig::from_json_file((root / "text_encoder/config.json").string()));
       models::randomize_parameters(*m, seed + 3);
       save_module(*m, root / "text_encoder" / "model.safetensors");
     }
-    write_json(root / "text_encoder_2" / "config.json", t5_preset(tcfg.joint_attention_dim).to_json());
+    write_json(root / "text_encoder_2" / "config.json", pp.t5.to_json());
     {
       models::T5EncoderModel m(models::T5EncoderConfig::from_json_file((root / "text_encoder_2/config.json").string()));
       models::randomize_parameters(*m, seed + 4);

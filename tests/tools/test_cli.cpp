@@ -161,6 +161,19 @@ TEST(MakeTinyCli, WritesAPipelineEveryToolLoads) {
   EXPECT_TRUE(fs::exists(tmp.path() + "/o.png"));
 }
 
+TEST(BenchCli, StagesRunAndReportEveryStage) {
+  // A smoke run (no timing asserted): every stage appears in the table and the JSON.
+  TempDir tmp;
+  ToolRun r = run_tool({"bench", "--what", "transformer,stages", "--presets", "tiny", "--sizes", "64", "--rows", "1,2",
+                        "--iters", "1", "--warmup", "0", "--json", tmp.file("b.json")});
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* stage : {"transformer forward", "text encode", "vae encode", "vae decode", "denoise step"})
+    EXPECT_NE(r.output.find(stage), std::string::npos) << stage << "\n" << r.output;
+  auto j = read_json(tmp.file("b.json"));
+  EXPECT_GT(j["matmul_peak_gflops"].get<double>(), 0);
+  EXPECT_EQ(j["rows"].size(), 2u + 1u + 2u + 2u);  // forward x2 rows, text, vae enc/dec, step x2 rows
+}
+
 TEST(InspectCli, GoldenPipelineAndBrokenDirectory) {
   ToolRun r = run_tool({"inspect", golden_path("pipeline")});
   ASSERT_EQ(r.code, 0) << r.output;
