@@ -15,6 +15,58 @@
 #include "engine/tools/presets.h"
 
 namespace onereward::tools {
+namespace {
+
+// Analytic FLOPs (2 x multiply-adds) of the VAE, so its GFLOP/s can be compared across sizes:
+// 3x3 / 1x1 convolutions at each resolution plus the mid block's single-head attention,
+// whose S^2 term makes the VAE's cost grow faster than its pixel count.
+struct VaeFlops {
+  const models::VaeConfig& c;
+  double conv(int64_t cin, int64_t cout, int64_t k, double pixels) const {
+    return 2.0 * static_cast<double>(cin * cout * k * k) * pixels;
+  }
+  double resnet(int64_t cin, int64_t cout, double pixels) const {
+    return conv(cin, cout, 3, pixels) + conv(cout, cout, 3, pixels) + (cin != cout ? conv(cin, cout, 1, pixels) : 0);
+  }
+  double mid(int64_t ch, double tokens) const {
+    double f = 2 * resnet(ch, ch, tokens);
+    if (c.mid_block_add_attention) f += 2.0 * 4 * ch * ch * tokens + 2.0 * 2 * tokens * tokens * ch;
+    return f;
+  }
+  double encode(int64_t h, int64_t w) const {
+    const auto& ch = c.block_out_channels;
+    double px = static_cast<double>(h * w);
+    double f = conv(c.in_channels, ch[0], 3, px);
+    int64_t prev = ch[0];
+    for (size_t i = 0; i < ch.size(); ++i) {
+      for (int64_t l = 0; l < c.layers_per_block; ++l) f += resnet(l == 0 ? prev : ch[i], ch[i], px);
+      prev = ch[i];
+      if (i + 1 < ch.size()) {
+        px /= 4;
+        f += conv(ch[i], ch[i], 3, px);
+      }
+    }
+    return f + mid(ch.back(), px) + conv(ch.back(), 2 * c.latent_channels, 3, px);
+  }
+  double decode(int64_t h, int64_t w) const {
+    const auto& ch = c.block_out_channels;
+    const int64_t n = static_cast<int64_t>(ch.size());
+    double px = static_cast<double>(h * w) / static_cast<double>((int64_t{1} << (n - 1)) * (int64_t{1} << (n - 1)));
+    double f = conv(c.latent_channels, ch.back(), 3, px) + mid(ch.back(), px);
+    int64_t prev = ch.back();
+    for (int64_t i = n - 1; i >= 0; --i) {
+      for (int64_t l = 0; l <= c.layers_per_block; ++l) f += resnet(l == 0 ? prev : ch[i], ch[i], px);
+      prev = ch[i];
+      if (i > 0) {
+        px *= 4;
+        f += conv(ch[i], ch[i], 3, px);
+      }
+    }
+    return f + conv(ch[0], c.out_channels, 3, px);
+  }
+};
+
+}  // namespace
 
 void bench_stages(const BenchEnv& env, const std::vector<std::string>& presets, const std::vector<int>& sizes,
                   const std::vector<int>& rows_list, std::vector<BenchRow>* out) {
@@ -52,12 +104,13 @@ void bench_stages(const BenchEnv& env, const std::vector<std::string>& presets, 
     for (int size : sizes) {
       const std::string px = std::to_string(size) + "x" + std::to_string(size);
       auto image = torch::rand({1, pp.vae.in_channels, size, size}, opts) * 2 - 1;
-      add("vae encode", preset, px, time_median_ms(env, [&] { vae->encode(image); }), 0);
+      const VaeFlops vf{pp.vae};
+      add("vae encode", preset, px, time_median_ms(env, [&] { vae->encode(image); }), vf.encode(size, size) / 1e9);
 
       const int64_t lh = sched::latent_side(size, vsf);
       const int64_t S = (lh / 2) * (lh / 2);
       auto z = torch::randn({1, pp.vae.latent_channels, lh, lh}, opts);
-      add("vae decode", preset, px, time_median_ms(env, [&] { vae->decode(z); }), 0);
+      add("vae decode", preset, px, time_median_ms(env, [&] { vae->decode(z); }), vf.decode(size, size) / 1e9);
 
       auto img_ids = sched::latent_image_ids(lh / 2, lh / 2, torch::TensorOptions().device(env.device));
       auto txt_ids = torch::zeros({txt, 3}, torch::TensorOptions().device(env.device));
