@@ -11,7 +11,11 @@ namespace onereward::server {
 /// `format`: text|json. Throws onereward::Error (kInvalidArgument) on an unknown value.
 void setup_logging(const std::string& level, const std::string& format);
 
-/// One line per finished request (info level; warn for INTERNAL).
+/// One line per finished request (info level; warn for INTERNAL, UNKNOWN and DATA_LOSS).
+/// Text: `<local time> info request_id=.. task=.. size=WxH steps=.. rows=.. variant=..
+/// adapters=a:1,b:0.5 queue_ms=.. total_ms=.. outcome=.. [message=".."]`; JSON: an object
+/// with ts (UTC), level, msg "request" and the same fields (adapters an array, numbers as
+/// numbers). prompt / negative_prompt are added only when the logger is at debug or below.
 struct RequestLog {
   std::string request_id;
   std::string task;        // fill|extend|remove|unspecified

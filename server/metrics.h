@@ -26,9 +26,11 @@ class Metrics {
   // onereward_requests_total{task,code} and onereward_request_duration_seconds{task}:
   // one call per finished request (admission to terminal event). `code` is the gRPC code
   // name as grpc spells it: OK, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, CANCELLED, ...
-  // `task` is fill|extend|remove|unspecified.
+  // `task` is fill|extend|remove|unspecified. Other values are recorded as task
+  // "unspecified" / code "UNKNOWN" so that the series count stays bounded.
   void request_finished(const std::string& task, const std::string& code, double seconds);
-  // onereward_failures_total{reason}: invalid, rejected, cancelled, deadline, internal, unavailable.
+  // onereward_failures_total{reason}: invalid, rejected, cancelled, deadline, internal, unavailable
+  // (any other reason counts as internal).
   void failure(const std::string& reason);
   // onereward_queue_wait_seconds: admission to first step.
   void queue_wait(double seconds);

@@ -238,7 +238,14 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
       std::lock_guard<std::mutex> lock(mu_);
       started_ = true;
       queued_.reset();
-      progress_ = std::move(ev);  // coalesced: a reader that fell behind gets the latest
+      // Bounded: a reader that falls behind loses the oldest progress events (the latest
+      // wins); one that keeps up gets every step.
+      progress_bytes_ += ev.ByteSizeLong();
+      progress_.push_back(std::move(ev));
+      while (progress_.size() > kMaxPendingProgress || (progress_bytes_ > kMaxPendingBytes && progress_.size() > 1)) {
+        progress_bytes_ -= progress_.front().ByteSizeLong();
+        progress_.pop_front();
+      }
     }
     pump();
   }
@@ -354,7 +361,11 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
   std::mutex mu_;
   FillReactor* reactor_;
   bool writing_ = false, finish_called_ = false, broken_ = false, started_ = false;
-  std::optional<v1::FillEvent> queued_, progress_, result_;
+  static constexpr size_t kMaxPendingProgress = 32;
+  static constexpr size_t kMaxPendingBytes = 4u << 20;
+  std::optional<v1::FillEvent> queued_, result_;
+  std::deque<v1::FillEvent> progress_;
+  size_t progress_bytes_ = 0;
   std::optional<grpc::Status> final_;
   v1::FillEvent inflight_;
 };
@@ -471,10 +482,20 @@ void CallSink::pump() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!reactor_ || writing_ || finish_called_) return;
     if (!broken_) {
-      std::optional<v1::FillEvent>* slot = queued_ ? &queued_ : progress_ ? &progress_ : result_ ? &result_ : nullptr;
-      if (slot) {
-        inflight_ = std::move(**slot);
-        slot->reset();
+      if (queued_) {
+        inflight_ = std::move(*queued_);
+        queued_.reset();
+      } else if (!progress_.empty()) {
+        progress_bytes_ -= progress_.front().ByteSizeLong();
+        inflight_ = std::move(progress_.front());
+        progress_.pop_front();
+      } else if (result_) {
+        inflight_ = std::move(*result_);
+        result_.reset();
+      } else {
+        inflight_.Clear();
+      }
+      if (inflight_.event_case() != v1::FillEvent::EVENT_NOT_SET) {
         writing_ = true;
         action = kWrite;
       }

@@ -96,8 +96,17 @@ class FakeEngine : public StageEngine {
   }
 
   Result<image::Image> preview(Handle& job) override {
+    // Noise, so that encoded previews are large (transport back-pressure tests).
     auto& h = static_cast<H&>(job);
-    return image::Image(h.req.image.width, h.req.image.height, 7);
+    image::Image im(h.req.image.width, h.req.image.height);
+    uint32_t x = 2463534242u + static_cast<uint32_t>(h.st.steps_done);
+    for (auto& b : im.rgb) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      b = static_cast<uint8_t>(x);
+    }
+    return im;
   }
 
   // --- test controls ---
