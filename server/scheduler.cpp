@@ -68,33 +68,42 @@ Scheduler::Scheduler(StageEngine& engine, SchedulerOptions options, Metrics* met
 Scheduler::~Scheduler() { stop(); }
 
 Scheduler::Admit Scheduler::submit(std::shared_ptr<SchedJob> job) {
-  std::shared_ptr<JobSink> sink;
+  auto e = std::make_shared<Entry>();
   int position = 0;
   int64_t wait_ms = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (draining_ || stopping_) return Admit::kDraining;
     if (by_id_.count(job->id)) return Admit::kDuplicateId;
-    if (static_cast<int>(queue_.size()) >= options_.queue_capacity) return Admit::kQueueFull;
-    auto e = std::make_shared<Entry>();
+    if (static_cast<int>(queue_.size()) + reserved_ >= options_.queue_capacity) return Admit::kQueueFull;
     job->admitted = Clock::now();
     job->rows = estimated_rows(job->request);
     job->cost = static_cast<int64_t>(job->rows) * std::max(1, job->request.steps) * image_tokens(job->request);
     e->job = job;
+    by_id_[job->id] = e;  // Cancel finds it from now on
+    ++reserved_;          // its queue place, held while the admission event goes out
+    position = static_cast<int>(queue_.size());
+    wait_ms = expected_wait_ms_locked(queue_.size());
+  }
+  // The admission event goes out before the job can reach the scheduler thread, so it is
+  // the call's first event.
+  if (job->sink) job->sink->queued(position, wait_ms);
+  int moved_to = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --reserved_;
     e->seq = next_seq_++;
     e->enqueued_iteration = iteration_;
     queue_.push_back(e);
-    by_id_[job->id] = e;
-    position = static_cast<int>(queue_.size()) - 1;
-    e->last_position = position;
-    wait_ms = expected_wait_ms_locked(queue_.size() - 1);
-    sink = job->sink;
+    e->last_position = static_cast<int>(queue_.size()) - 1;
+    if (e->last_position != position) {
+      moved_to = e->last_position;
+      wait_ms = expected_wait_ms_locked(queue_.size() - 1);
+    }
     update_gauges_locked();
   }
+  if (moved_to >= 0 && job->sink) job->sink->queued(moved_to, wait_ms);
   cv_.notify_all();
-  // The admission event goes out before the first step can (the loop emits only later
-  // positions, and only when they change).
-  if (sink) sink->queued(position, wait_ms);
   return Admit::kOk;
 }
 

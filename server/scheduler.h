@@ -140,6 +140,7 @@ class Scheduler {
   std::vector<std::shared_ptr<Entry>> running_;             // scheduler thread only (+ size under mu_)
   std::map<std::string, std::shared_ptr<Entry>> by_id_;     // guarded by mu_
   size_t running_count_ = 0;                                // guarded by mu_
+  int reserved_ = 0;  // queue places taken by submits still sending their admission event
   bool draining_ = false, stopping_ = false;
   uint64_t next_seq_ = 0;
   int64_t iteration_ = 0;
