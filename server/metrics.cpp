@@ -2,14 +2,25 @@
 #include "server/metrics.h"
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <thread>
 #include <cstdlib>
 #include <exception>
 #include <map>
@@ -63,8 +74,8 @@ std::string reason_label(const std::string& reason) {
   return one_of(reason, kReasons) ? reason : "internal";
 }
 
-// "HOST:PORT" -> civetweb's listening_ports value ("127.0.0.1:9464", "[::1]:0", "0.0.0.0:80").
-std::string civet_address(const std::string& listen) {
+// "HOST:PORT" -> (host, port); an empty host or "*" is every interface.
+std::pair<std::string, std::string> split_listen(const std::string& listen) {
   const auto colon = listen.rfind(':');
   const std::string port = colon == std::string::npos ? std::string() : listen.substr(colon + 1);
   const bool numeric = !port.empty() && port.size() <= 5 &&
@@ -75,10 +86,127 @@ std::string civet_address(const std::string& listen) {
   }
   std::string host = listen.substr(0, colon);
   if (host.empty() || host == "*") host = "0.0.0.0";
-  if (host == "localhost") host = "127.0.0.1";
-  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
-  return host + ":" + port;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return {host, port};
 }
+
+/// A minimal HTTP/1.1 endpoint for GET /metrics: one thread, one connection at a time
+/// (Prometheus scrapes are rare and small). prometheus-cpp's civetweb exposer is not used:
+/// its threads ask for a fixed small stack, which glibc refuses (EINVAL) once a library
+/// with a large static TLS block (libtorch) is loaded into the process.
+class HttpEndpoint {
+ public:
+  HttpEndpoint(const std::string& listen, std::function<std::string()> body) : body_(std::move(body)) {
+    const auto [host, port] = split_listen(listen);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+      throw_error(StatusCode::kInvalidArgument, "metrics listen address '" + listen + "': unknown host '" + host + "'");
+    std::string err = "no address";
+    for (addrinfo* a = res; a; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
+        fd_ = fd;
+        break;
+      }
+      err = std::strerror(errno);
+      ::close(fd);
+    }
+    freeaddrinfo(res);
+    if (fd_ < 0) throw_error(StatusCode::kUnavailable, "cannot serve metrics on " + listen + ": " + err);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+    port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                           : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    if (::pipe2(wake_, O_CLOEXEC) != 0) {
+      ::close(fd_);
+      throw_error(StatusCode::kUnavailable, "cannot serve metrics on " + listen + ": pipe failed");
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~HttpEndpoint() {
+    stop_ = true;
+    const char c = 0;
+    (void)!::write(wake_[1], &c, 1);
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+    ::close(wake_[0]);
+    ::close(wake_[1]);
+  }
+
+  int port() const { return port_; }
+
+ private:
+  void run() {
+    while (!stop_) {
+      pollfd p[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (stop_ || (p[1].revents & POLLIN)) return;
+      if (!(p[0].revents & POLLIN)) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      serve(c);
+      ::close(c);
+    }
+  }
+
+  void serve(int c) {
+    timeval tv{5, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    std::string req;
+    char buf[4096];
+    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 16384) {
+      ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    const auto line_end = req.find("\r\n");
+    std::istringstream line(req.substr(0, line_end));
+    std::string method, target;
+    line >> method >> target;
+    const std::string path = target.substr(0, target.find('?'));
+    std::string status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8", body;
+    if (method != "GET" && method != "HEAD") {
+      status = "405 Method Not Allowed";
+      type = "text/plain";
+      body = "only GET\n";
+    } else if (path == "/metrics") {
+      body = body_();
+    } else {
+      status = "404 Not Found";
+      type = "text/plain";
+      body = "metrics are at /metrics\n";
+    }
+    std::string head = "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
+                       "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    std::string out = head + (method == "HEAD" ? std::string() : body);
+    size_t off = 0;
+    while (off < out.size()) {
+      ssize_t n = ::send(c, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+
+  std::function<std::string()> body_;
+  int fd_ = -1;
+  int port_ = 0;
+  int wake_[2] = {-1, -1};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -107,7 +235,7 @@ class MetricsImpl {
   prometheus::Gauge* build_info_series = nullptr;
 
   // Declared last: destroyed first, so no scrape runs against a dying registry.
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<HttpEndpoint> exposer;
   int port = 0;
 };
 
@@ -197,20 +325,13 @@ Metrics::Metrics(const std::string& listen) : impl_(std::make_unique<MetricsImpl
   m.build_info_series->Set(1);
 
   if (listen.empty()) return;
-  const std::string address = civet_address(listen);
-  try {
-    m.exposer = std::make_unique<prometheus::Exposer>(address, 2);
-  } catch (const std::exception& e) {
-    throw_error(StatusCode::kUnavailable,
-                "cannot serve metrics on " + listen + ": " + e.what());
-  }
-  m.exposer->RegisterCollectable(m.registry);
-  const auto ports = m.exposer->GetListeningPorts();
-  if (ports.empty()) {
-    m.exposer.reset();
-    throw_error(StatusCode::kUnavailable, "cannot serve metrics on " + listen + ": no listening port");
-  }
-  m.port = ports.front();
+  MetricsImpl* raw = impl_.get();
+  m.exposer = std::make_unique<HttpEndpoint>(listen, [raw] {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, raw->registry->Collect());
+    return out.str();
+  });
+  m.port = m.exposer->port();
 }
 
 Metrics::~Metrics() = default;

@@ -380,7 +380,12 @@ class FillReactor final : public grpc::ServerWriteReactor<v1::FillEvent> {
   void start(const v1::FillRequest& req) {
     auto& sum = sink_->summary;
     sum.task = task_label(req.task());
-    sum.request_id = req.request_id();
+    // Every call gets an id for its log line, refused ones too (a bad given id is cut short).
+    sum.request_id = req.request_id().empty() ? new_request_id() : req.request_id().substr(0, 128);
+    sum.steps = req.steps() == 0 ? 50 : static_cast<int>(std::min<uint32_t>(req.steps(), 1u << 30));
+    sum.width = static_cast<int>(req.width());
+    sum.height = static_cast<int>(req.height());
+    sum.variant = req.variant();
     if (!svc_->serving()) {
       const bool loading = svc_->state.load() == SvcState::kLoading;
       sink_->refuse(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -394,7 +399,7 @@ class FillReactor final : public grpc::ServerWriteReactor<v1::FillEvent> {
       return;
     }
     ValidatedRequest& vr = v.value();
-    if (vr.request_id.empty()) vr.request_id = new_request_id();
+    if (vr.request_id.empty()) vr.request_id = sum.request_id;
     id_ = vr.request_id;
     sum.request_id = id_;
     const auto& r = vr.request;
