@@ -200,8 +200,9 @@ std::optional<v1::Task> parse_task(const std::string& text) {
   return std::nullopt;
 }
 
-std::string numbered_path(const std::string& path, int index, int count) {
-  if (count <= 1) return path;
+// Same naming as `onereward-engine generate`: FILE, FILE_1, FILE_2, ...
+std::string numbered_path(const std::string& path, int index, int /*count*/) {
+  if (index == 0) return path;
   const size_t dot = path.rfind('.');
   const size_t slash = path.rfind('/');
   const std::string suffix = "_" + std::to_string(index);

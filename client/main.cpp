@@ -59,7 +59,7 @@ void add_fill_flags(CLI::App* app, oc::FillFlags& f) {
   app->add_option("--previews-dir", f.previews_dir, "save previews as DIR/step_NNN.<ext>");
   add_optional(app, "--priority", f.priority, "priority, higher runs first");
   app->add_option("--request-id", f.request_id, "request id (server assigns one when empty)");
-  app->add_option("--out", f.out, "output file; with several images FILE_0.ext, FILE_1.ext, ...")
+  app->add_option("--out", f.out, "output file; with several images FILE.ext, FILE_1.ext, FILE_2.ext, ...")
       ->required();
 }
 

@@ -263,10 +263,10 @@ TEST_F(ClientTest, ExtendSendsMarginsAndNumbersSeveralImages) {
   EXPECT_EQ(q.num_images(), 3u);
   EXPECT_EQ(q.output_format(), v1::OUTPUT_FORMAT_JPEG);  // from --out's extension
   for (int i = 0; i < 3; ++i) {
-    const std::string f = "wide_" + std::to_string(i) + ".jpg";
+    const std::string f = i == 0 ? "wide.jpg" : "wide_" + std::to_string(i) + ".jpg";
     EXPECT_EQ(read_file(dir_ / f), FakeImageFill::image_bytes(i)) << f;
   }
-  EXPECT_FALSE(fs::exists(dir_ / "wide.jpg"));
+  EXPECT_FALSE(fs::exists(dir_ / "wide_0.jpg"));
 }
 
 TEST_F(ClientTest, ProgressLinesAndPreviews) {
