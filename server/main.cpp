@@ -1,5 +1,7 @@
 // onereward-server: see `onereward-server --help` and docs/server.md.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -15,6 +17,26 @@ using namespace onereward;
 using namespace onereward::server;
 
 namespace {
+
+// SIGTERM/SIGINT: the handler only writes the signal number to a pipe; a thread reads it.
+// (Blocking the signals and calling sigwait is not enough: libraries start threads before
+// main() runs, and a signal delivered to one of them would take the default action.)
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_signal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  (void)!::write(g_signal_pipe[1], &b, 1);
+}
+
+int next_signal() {
+  unsigned char b = 0;
+  for (;;) {
+    const ssize_t n = ::read(g_signal_pipe[0], &b, 1);
+    if (n == 1) return b;
+    if (n < 0 && errno == EINTR) continue;
+    return 0;
+  }
+}
 
 bool write_port_file(const std::string& path, int grpc_port, int metrics_port) {
   const std::string tmp = path + ".tmp";
@@ -39,13 +61,16 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // SIGTERM/SIGINT are taken by one thread (sigwait), so block them everywhere first:
-  // every thread started from here on inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    std::cerr << "onereward-server: cannot create the signal pipe\n";
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
 
   std::unique_ptr<Metrics> metrics;
   try {
@@ -65,13 +90,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<Service> service = std::move(started.value());
 
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = next_signal();
     log_event("info", "signal received; draining",
               {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}, {"grace_seconds", std::to_string(opt.drain_grace_s)}});
     std::thread second([&] {
-      int again = 0;
-      sigwait(&signals, &again);
+      next_signal();
       log_event("warn", "second signal; exiting without finishing the drain");
       std::fflush(nullptr);
       std::_Exit(130);
