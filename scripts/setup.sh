@@ -4,8 +4,9 @@
 #   scripts/setup.sh            install the Debian packages the project needs (idempotent,
 #                               silent when everything is already there)
 #   scripts/setup.sh build      + configure and build everything (build/)
-#   scripts/setup.sh run        + build, make the embedded tiny pipeline and run one fill
-#                               job on it with onereward-engine
+#   scripts/setup.sh run        + build, make the embedded tiny pipeline, start onereward-server
+#                               on it (127.0.0.1:50051), fill one image through onereward-client
+#                               and keep serving until Ctrl-C
 #   scripts/setup.sh test       + build and run every test with ctest
 set -euo pipefail
 
@@ -22,6 +23,10 @@ PACKAGES=(
   libicu-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libgtest-dev
+  # gRPC service, client and metrics
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
+  # test peers: a real Prometheus (and promtool), Python's grpcio as a foreign client, curl
+  prometheus python3-grpcio curl
 )
 
 install_packages() {
@@ -54,14 +59,35 @@ tiny_model() {
 }
 
 run_main() {
-  local model out
+  local model out listen="${ONEREWARD_LISTEN:-127.0.0.1:50051}"
   model="$(tiny_model)"
   out="$BUILD_DIR/out"
   mkdir -p "$out"
-  "$BUILD_DIR/engine/tools/onereward-engine" generate --model "$model" --task fill \
-    --image "$ROOT/examples/fill_image.png" --mask "$ROOT/examples/fill_mask.png" \
+  rm -f "$out/ports.json"
+  "$BUILD_DIR/server/onereward-server" --model "$model" --listen "$listen" \
+    --metrics-listen "${ONEREWARD_METRICS_LISTEN:-127.0.0.1:9464}" --port-file "$out/ports.json" &
+  local pid=$!
+  trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+  for _ in $(seq 600); do
+    [[ -f "$out/ports.json" ]] && break
+    kill -0 "$pid" 2>/dev/null || { echo "setup: the server did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  local C="$BUILD_DIR/client/onereward-client"
+  "$C" fill --target "$listen" --image "$ROOT/examples/fill_image.png" --mask "$ROOT/examples/fill_mask.png" \
     --prompt "a red boat on a calm lake" --steps 8 --seed 42 --out "$out/fill.png"
-  echo "wrote $out/fill.png"
+  cat >&2 <<EOT
+
+onereward-server is serving the embedded tiny pipeline on $listen (metrics: http://${ONEREWARD_METRICS_LISTEN:-127.0.0.1:9464}/metrics).
+It just filled examples/fill_image.png -> $out/fill.png. Call it yourself, from another shell:
+  $C health --target $listen
+  $C info --target $listen
+  $C fill --target $listen --image examples/fill_image.png --mask examples/fill_mask.png --prompt "a cat" --steps 20 --out /tmp/fill.png
+  $C extend --target $listen --image examples/fill_image.png --extend 32,0,32,0 --steps 20 --out /tmp/extend.png
+  $C bench --target $listen --concurrency 4 --requests 16 --steps 20
+Ctrl-C stops the server (it drains first).
+EOT
+  wait "$pid"
 }
 
 cmd="${1:-install}"
