@@ -6,8 +6,15 @@
 #include <future>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <set>
+
+#include "server/logging.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
+#include "tests/observability/obs_test_util.h"
 #include "tests/server/fake_engine.h"
 #include "tests/server/server_harness.h"
 
@@ -403,4 +410,81 @@ TEST(Service, ListenFailureIsAnError) {
                           nullptr);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
+}
+
+// One JSON request line per finished call, for every outcome, with the call's facts.
+TEST(ServiceLogs, EveryOutcomeLogsOneRequestLine) {
+  setup_logging("info", "json");
+  obs_test::StderrCapture capture;
+  {
+    ServerOptions opt;
+    opt.scheduler.queue_capacity = 1;
+    opt.scheduler.max_batch_rows = 2;
+    FakeServer srv(opt);
+    ASSERT_TRUE(srv.ready());
+    Client c(srv.service->port());
+    auto named = [](const std::string& id, const std::string& prompt, int steps) {
+      auto r = fill_request(prompt, steps);
+      r.set_request_id(id);
+      return r;
+    };
+    EXPECT_TRUE(c.fill(named("r-ok", "fine", 2)).status.ok());
+    auto bad = named("r-invalid", "fine", 101);
+    EXPECT_EQ(c.fill(bad).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(c.fill(named("r-internal", "poison", 2)).status.error_code(), grpc::StatusCode::INTERNAL);
+    srv.engine->step_delay_ms = 20;
+    EXPECT_EQ(c.fill(named("r-deadline", "slow", 100), 0.3).status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    srv.engine->step_delay_ms = 0;
+    ASSERT_TRUE(wait_for([&] { return srv.service->scheduler()->running() == 0; }));
+
+    srv.engine->close_gate();
+    const int entered = static_cast<int>(srv.engine->calls().size());
+    auto cancelled = std::async(std::launch::async, [&] { return c.fill(named("r-cancel", "x", 5)); });
+    ASSERT_TRUE(srv.engine->wait_entered(entered + 1));
+    EXPECT_TRUE(c.cancel("r-cancel").ok());
+    srv.engine->release(1);
+    EXPECT_EQ(cancelled.get().status.error_code(), grpc::StatusCode::CANCELLED);
+
+    auto running = std::async(std::launch::async, [&] { return c.fill(named("r-run", "x", 5)); });
+    ASSERT_TRUE(srv.engine->wait_entered(entered + 2));
+    auto queued = std::async(std::launch::async, [&] { return c.fill(named("r-queued", "x", 5)); });
+    ASSERT_TRUE(wait_for([&] { return srv.service->scheduler()->queued() == 1; }));
+    EXPECT_EQ(c.fill(named("r-full", "x", 5)).status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(c.fill(named("r-run", "x", 5)).status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+    auto drain = std::async(std::launch::async, [&] { return srv.service->drain(0.2); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    srv.engine->open_gate();
+    EXPECT_EQ(drain.get(), 2);
+    EXPECT_EQ(running.get().status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(queued.get().status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  const std::string out = capture.stop();
+  setup_logging("info", "text");
+  std::map<std::string, std::vector<nlohmann::json>> by_id;
+  for (const auto& line : obs_test::lines_of(out)) {
+    if (line.empty() || line[0] != '{') continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    if (j.value("msg", "") == "request") by_id[j.value("request_id", "")].push_back(j);
+  }
+  const std::map<std::string, std::string> expected = {
+      {"r-ok", "OK"},           {"r-invalid", "INVALID_ARGUMENT"}, {"r-internal", "INTERNAL"},
+      {"r-deadline", "DEADLINE_EXCEEDED"}, {"r-cancel", "CANCELLED"},  {"r-full", "RESOURCE_EXHAUSTED"},
+      {"r-queued", "UNAVAILABLE"}};
+  for (const auto& [id, outcome] : expected) {
+    ASSERT_EQ(by_id[id].size(), 1u) << id << "\n" << out;
+    const auto& j = by_id[id][0];
+    EXPECT_EQ(j.value("outcome", ""), outcome) << id;
+    EXPECT_EQ(j.value("task", ""), "fill") << id;
+    EXPECT_TRUE(j.contains("queue_ms") && j.contains("total_ms") && j.contains("steps") && j.contains("size")) << j.dump();
+    EXPECT_FALSE(j.contains("prompt")) << "prompts are logged only at debug level";
+    if (outcome != "OK") EXPECT_FALSE(j.value("message", "").empty()) << id;
+  }
+  // r-run: one UNAVAILABLE line for the job and one ALREADY_EXISTS line for the duplicate.
+  ASSERT_EQ(by_id["r-run"].size(), 2u);
+  std::set<std::string> outcomes;
+  for (const auto& j : by_id["r-run"]) outcomes.insert(j.value("outcome", ""));
+  EXPECT_EQ(outcomes, (std::set<std::string>{"UNAVAILABLE", "ALREADY_EXISTS"}));
+  EXPECT_EQ(by_id["r-ok"][0].value("rows", 0), 2);
+  EXPECT_EQ(by_id["r-ok"][0].value("size", ""), "64x64");
 }
