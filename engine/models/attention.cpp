@@ -3,20 +3,141 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <limits>
 
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
 #define ONEREWARD_HAVE_SDPA 1
 #endif
 
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#define ONEREWARD_HAVE_DLSYM 1
+#endif
+
 namespace onereward::models {
 namespace {
 
-// Blocked attention for libtorch without SDPA. For each (batch, head) pair and block of
-// query rows, the score tile [rows, Sk] stays small enough to live in cache, so the
-// softmax and the second matmul read it from there instead of from a full
-// [B, H, Sq, Sk] tensor in memory. Both matmuls run through BLAS (mm_out).
-[[maybe_unused]] torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                double scale, const torch::Tensor& bias, bool causal) {
+// ---------------------------------------------------------------------------------------------
+// Blocked CPU attention (the path for libtorch without SDPA).
+//
+// Work is split into items of (batch, head, block of query rows). For each item the score
+// tile [rows, Sk] stays small enough to live in cache, so the softmax and the second matmul
+// read it from there instead of from a full [B, H, Sq, Sk] tensor in memory. Both matmuls
+// run through BLAS (mm_out).
+//
+// The items are independent, so they are spread over worker threads that each run a whole
+// item (GEMM, softmax, GEMM) single-threaded. Parallelising only the matmuls (what BLAS does
+// on its own) leaves the softmax, O(Sq * Sk * heads), on libtorch's intra-op threads, which
+// with an OpenBLAS build are often fewer than the cores BLAS uses; raising libtorch's thread
+// count instead makes both pools compete for the same cores.
+//
+// Worker count: the cores OpenBLAS uses divided by libtorch's intra-op threads (each
+// worker's element-wise ops still use libtorch's pool). While workers run, OpenBLAS is held
+// at one thread so their GEMMs do not fight over its pool. With any other BLAS (whose thread
+// count follows libtorch's, e.g. MKL) the items run in order on the calling thread, as do
+// problems too small to repay starting threads. An item's values do not depend on which
+// worker runs it; a single-threaded BLAS may round differently from a multi-threaded one by
+// an ulp, so one worker and several can differ at that level, and several never differ.
+// ---------------------------------------------------------------------------------------------
+
+// OpenBLAS's process-wide thread count, found at run time when the BLAS that libtorch calls
+// is OpenBLAS (it exports these symbols); both null otherwise.
+struct OpenBlasThreadFns {
+  int (*get)() = nullptr;
+  void (*set)(int) = nullptr;
+};
+
+const OpenBlasThreadFns& openblas_thread_fns() {
+  static const OpenBlasThreadFns fns = [] {
+    OpenBlasThreadFns f;
+#ifdef ONEREWARD_HAVE_DLSYM
+    f.get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    f.set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    if (f.get == nullptr || f.set == nullptr) f = OpenBlasThreadFns{};
+#endif
+    return f;
+  }();
+  return fns;
+}
+
+// Holds OpenBLAS at one thread for its lifetime. Holders may overlap (attention running on
+// several caller threads); the first saves the thread count, the last restores it.
+class SerialBlasScope {
+ public:
+  SerialBlasScope() {
+    const auto& fns = openblas_thread_fns();
+    if (fns.set == nullptr) return;
+    std::lock_guard<std::mutex> lock(mu());
+    if (holders()++ == 0) {
+      saved() = fns.get();
+      fns.set(1);
+    }
+  }
+  ~SerialBlasScope() {
+    const auto& fns = openblas_thread_fns();
+    if (fns.set == nullptr) return;
+    std::lock_guard<std::mutex> lock(mu());
+    if (--holders() == 0) fns.set(saved());
+  }
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+
+  // OpenBLAS's thread count outside any scope (0 when the BLAS is not OpenBLAS).
+  static int blas_threads() {
+    const auto& fns = openblas_thread_fns();
+    if (fns.get == nullptr) return 0;
+    std::lock_guard<std::mutex> lock(mu());
+    return holders() > 0 ? saved() : fns.get();
+  }
+
+ private:
+  static std::mutex& mu() {
+    static std::mutex m;
+    return m;
+  }
+  static int& holders() {
+    static int n = 0;
+    return n;
+  }
+  static int& saved() {
+    static int n = 1;
+    return n;
+  }
+};
+
+// Below this many matmul FLOPs the whole attention takes well under a millisecond and
+// starting threads would cost more than it saves (text encoders' short prompts).
+constexpr double kMinParallelFlops = 8e6;
+
+// Score tile per worker: ~2 MiB of fp32 scores, about a core's L2 here. 1 MiB and 0.5 MiB
+// tiles were no faster at head dim 16 and slower at head dim 128 (shorter GEMMs).
+constexpr int64_t kTileElems = int64_t{1} << 19;
+
+int attention_workers(int64_t items, double flops) {
+  if (items < 2 || at::in_parallel_region()) return 1;
+  if (const char* env = std::getenv("ONEREWARD_ATTENTION_THREADS")) {
+    const int64_t v = std::atoll(env);
+    if (v > 0) return static_cast<int>(std::min<int64_t>(v, items));
+  }
+  if (flops < kMinParallelFlops) return 1;
+  const int64_t n = SerialBlasScope::blas_threads() / std::max(1, at::get_num_threads());
+  return static_cast<int>(std::clamp<int64_t>(n, 1, items));
+}
+
+}  // namespace
+
+torch::Tensor blocked_cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    double scale, const torch::Tensor& bias, bool causal, int workers) {
   const int64_t B = q.size(0), Sq = q.size(1), H = q.size(2), D = q.size(3);
   const int64_t Sk = k.size(1);
   const bool low_precision = q.scalar_type() != torch::kFloat32 && q.scalar_type() != torch::kFloat64;
@@ -29,37 +150,80 @@ namespace {
   torch::Tensor bias_b;
   if (bias.defined()) bias_b = bias.expand({B, H, Sq, Sk});
 
-  // ~2 MiB score tile.
-  const int64_t block = std::max<int64_t>(16, std::min<int64_t>(Sq, (1 << 19) / std::max<int64_t>(Sk, 1)));
+  const int64_t block = std::max<int64_t>(16, std::min<int64_t>(Sq, kTileElems / std::max<int64_t>(Sk, 1)));
+  const int64_t blocks = (Sq + block - 1) / block;
+  const int64_t items = B * H * blocks;
   auto score_opts = q.options().dtype(low_precision ? torch::kFloat32 : q.scalar_type());
-  torch::Tensor scores = torch::empty({block, Sk}, q.options());
-  torch::Tensor probs = torch::empty({block, Sk}, score_opts);
   torch::Tensor causal_mask;
   if (causal) {
     causal_mask = torch::full({Sq, Sk}, -std::numeric_limits<float>::infinity(), score_opts).triu(1);
   }
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t h = 0; h < H; ++h) {
-      torch::Tensor qbh = qh[b][h], kbh = kh[b][h].t(), vbh = vh[b][h];
-      torch::Tensor obh = out.select(0, b).select(1, h);  // [Sq, D], row stride H*D
-      for (int64_t r0 = 0; r0 < Sq; r0 += block) {
-        const int64_t n = std::min(block, Sq - r0);
-        torch::Tensor s = scores.narrow(0, 0, n);
-        at::mm_out(s, qbh.narrow(0, r0, n), kbh);
-        torch::Tensor sf = low_precision ? s.to(torch::kFloat32) : s;
-        if (bias_b.defined()) sf.add_(bias_b[b][h].narrow(0, r0, n));
-        if (causal) sf.add_(causal_mask.narrow(0, r0, n));
-        torch::Tensor p = probs.narrow(0, 0, n);
-        at::_softmax_out(p, sf, /*dim=*/1, /*half_to_float=*/false);
-        torch::Tensor pv = low_precision ? p.to(q.scalar_type()) : p;
-        obh.narrow(0, r0, n).copy_(at::mm(pv, vbh));
+  if (!q.is_cpu()) {
+    workers = 1;  // other devices parallelise inside each op
+  } else if (workers <= 0) {
+    workers = attention_workers(items, 4.0 * B * H * Sq * Sk * D);
+  }
+  workers = static_cast<int>(std::clamp<int64_t>(workers, 1, std::max<int64_t>(items, 1)));
+
+  // Items in (b, h, block) order: consecutive items share K and V.
+  std::atomic<int64_t> next{0};
+  auto run_items = [&] {
+    torch::Tensor scores = torch::empty({block, Sk}, q.options());
+    torch::Tensor probs = torch::empty({block, Sk}, score_opts);
+    for (int64_t i = next.fetch_add(1); i < items; i = next.fetch_add(1)) {
+      const int64_t bh = i / blocks, r0 = (i % blocks) * block;
+      const int64_t b = bh / H, h = bh % H;
+      const int64_t n = std::min(block, Sq - r0);
+      torch::Tensor s = scores.narrow(0, 0, n);
+      at::mm_out(s, qh[b][h].narrow(0, r0, n), kh[b][h].t());
+      torch::Tensor sf = low_precision ? s.to(torch::kFloat32) : s;
+      if (bias_b.defined()) sf.add_(bias_b[b][h].narrow(0, r0, n));
+      if (causal) sf.add_(causal_mask.narrow(0, r0, n));
+      torch::Tensor p = probs.narrow(0, 0, n);
+      at::_softmax_out(p, sf, /*dim=*/1, /*half_to_float=*/false);
+      torch::Tensor pv = low_precision ? p.to(q.scalar_type()) : p;
+      // [n, D] rows of out[b, :, h, :] (row stride H*D).
+      torch::Tensor o = out.select(0, b).select(1, h).narrow(0, r0, n);
+      at::mm_out(o, pv, vh[b][h]);
+    }
+  };
+
+  if (workers == 1) {
+    run_items();
+  } else {
+    SerialBlasScope serial_blas;
+    const at::ThreadLocalState tls;
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(workers - 1));
+    for (int w = 1; w < workers; ++w) {
+      try {
+        threads.emplace_back([&, w] {
+          try {
+            at::ThreadLocalStateGuard guard(tls);
+            run_items();
+          } catch (...) {
+            errors[static_cast<size_t>(w)] = std::current_exception();
+            next.store(items);
+          }
+        });
+      } catch (const std::system_error&) {
+        break;  // no more threads: the ones started (and this one) take all the items
       }
+    }
+    try {
+      run_items();
+    } catch (...) {
+      errors[0] = std::current_exception();
+      next.store(items);
+    }
+    for (auto& t : threads) t.join();
+    for (auto& e : errors) {
+      if (e) std::rethrow_exception(e);
     }
   }
   return out.view({B, Sq, H * D});
 }
-
-}  // namespace
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
                         const torch::Tensor& bias, bool causal) {
@@ -79,7 +243,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     return o.transpose(1, 2).reshape({B, Sq, H * D});
   }
 #else
-  return blocked_attention(q, k, v, scale, bias, causal);
+  return blocked_cpu_attention(q, k, v, scale, bias, causal, /*workers=*/0);
 #endif
 }
 
