@@ -29,6 +29,11 @@ PACKAGES=(
   prometheus python3-grpcio curl
 )
 
+# kubectl (deploy tests render the Kubernetes manifests) and Node.js (they validate them
+# against the API schemas): Debian's packages unless the machine already has other builds.
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+
 install_packages() {
   local missing=()
   for p in "${PACKAGES[@]}"; do
