@@ -427,7 +427,11 @@ bool Scheduler::try_step(std::vector<std::shared_ptr<Entry>>& group, int depth) 
       const double spc = seconds / std::max(1.0, cost);
       seconds_per_cost_ = seconds_per_cost_ <= 0 ? spc : 0.8 * seconds_per_cost_ + 0.2 * spc;
     }
-    if (metrics_) metrics_->batch_step(rows, seconds);
+    if (metrics_) {
+      metrics_->batch_step(rows, seconds);
+      const int64_t in_use = engine_.memory_in_use();
+      if (in_use >= 0) metrics_->set_device_memory(in_use, engine_.memory_reserved());
+    }
     after_step(group, seconds);
     return true;
   }

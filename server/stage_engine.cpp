@@ -35,6 +35,14 @@ class RealStageEngine final : public StageEngine {
 
   Result<FillOutput> finish(Handle& job) override { return engine_->finish(job_of(job)); }
   Result<image::Image> preview(Handle& job) override { return engine_->preview(job_of(job), 0); }
+  int64_t memory_in_use() const override {
+    int64_t in_use = 0, reserved = 0;
+    return engine_->device_memory(in_use, reserved) ? in_use : -1;
+  }
+  int64_t memory_reserved() const override {
+    int64_t in_use = 0, reserved = 0;
+    return engine_->device_memory(in_use, reserved) ? reserved : -1;
+  }
   int64_t cache_hits() const override { return engine_->cache_hits(); }
   int64_t cache_misses() const override { return engine_->cache_misses(); }
 

@@ -1,5 +1,9 @@
 #include "engine/pipeline/engine.h"
 
+#if defined(ONEREWARD_WITH_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -429,6 +433,21 @@ JobState Engine::state(const Job& job) {
   s.steps_done = job.step;
   s.steps_total = job.steps_total();
   return s;
+}
+
+bool Engine::device_memory(int64_t& in_use, int64_t& reserved) const {
+#if defined(ONEREWARD_WITH_CUDA)
+  if (!impl_->placement.device.is_cuda()) return false;
+  const auto index = impl_->placement.device.has_index() ? impl_->placement.device.index() : 0;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+  in_use = stats.allocated_bytes[0].current;  // [0]: the aggregate over pool kinds
+  reserved = stats.reserved_bytes[0].current;
+  return true;
+#else
+  (void)in_use;
+  (void)reserved;
+  return false;
+#endif
 }
 
 int64_t Engine::cache_hits() const { return impl_->text->cache().stats().hits; }

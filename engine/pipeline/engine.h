@@ -143,6 +143,10 @@ class Engine {
 
   static JobState state(const Job& job);
 
+  /// Device memory of the CUDA caching allocator (bytes allocated, bytes reserved);
+  /// false on CPU or when libtorch was built without CUDA.
+  bool device_memory(int64_t& in_use, int64_t& reserved) const;
+
   /// Prompt-embedding cache counters.
   int64_t cache_hits() const;
   int64_t cache_misses() const;

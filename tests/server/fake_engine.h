@@ -147,8 +147,12 @@ class FakeEngine : public StageEngine {
     return prepared_;
   }
 
+  int64_t memory_in_use() const override { return mem_in_use; }
+  int64_t memory_reserved() const override { return mem_reserved; }
+
   int step_delay_ms = 0;
   int fail_above_rows = 0;
+  int64_t mem_in_use = -1, mem_reserved = -1;  // -1: no device memory to report (CPU)
 
  private:
   EngineInfo info_;

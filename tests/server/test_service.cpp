@@ -98,6 +98,18 @@ TEST(Service, FillStreamsQueuedProgressAndResult) {
       << srv.metrics->scrape();
 }
 
+TEST(Service, DeviceMemoryIsReportedWhenTheEngineHasIt) {
+  FakeServer srv;
+  ASSERT_TRUE(srv.ready());
+  srv.engine->mem_in_use = 123456;
+  srv.engine->mem_reserved = 654321;
+  Client c(srv.service->port());
+  ASSERT_TRUE(c.fill(fill_request("a boat", 2)).status.ok());
+  const std::string text = srv.metrics->scrape();
+  EXPECT_NE(text.find("onereward_device_memory_bytes{kind=\"in_use\"} 123456"), std::string::npos) << text;
+  EXPECT_NE(text.find("onereward_device_memory_bytes{kind=\"reserved\"} 654321"), std::string::npos) << text;
+}
+
 TEST(Service, AssignsRequestIdAndRandomSeed) {
   FakeServer srv;
   ASSERT_TRUE(srv.ready());
