@@ -25,14 +25,15 @@ PACKAGES=(
   libgtest-dev
   # gRPC service, client and metrics
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
-  # test peers: a real Prometheus (and promtool), Python's grpcio as a foreign client, curl
-  prometheus python3-grpcio curl
 )
 
-# kubectl (deploy tests render the Kubernetes manifests) and Node.js (they validate them
-# against the API schemas): Debian's packages unless the machine already has other builds.
-command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
-command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+# Test peers (only for `test`): a real Prometheus (and promtool), Python's grpcio as a
+# foreign client, curl; kubectl renders the Kubernetes manifests and Node.js validates them
+# against the API schemas (Debian's packages unless the machine has other builds of them).
+TEST_PACKAGES=(prometheus python3-grpcio curl)
+
+command -v kubectl >/dev/null 2>&1 || TEST_PACKAGES+=(kubernetes-client)
+command -v node >/dev/null 2>&1 || TEST_PACKAGES+=(nodejs npm)
 
 install_packages() {
   local missing=()
@@ -96,6 +97,7 @@ EOT
 }
 
 cmd="${1:-install}"
+[[ "$cmd" == test ]] && PACKAGES+=("${TEST_PACKAGES[@]}")
 install_packages
 case "$cmd" in
   install) ;;
