@@ -206,23 +206,28 @@ void Scheduler::publish_queue_positions_locked(
   }
 }
 
+void Scheduler::retire(const std::shared_ptr<Entry>& e) {
+  e->ended = true;
+  e->handle.reset();  // frees the job's tensors now
+  std::lock_guard<std::mutex> lock(mu_);
+  by_id_.erase(e->job->id);
+  if (e->is_running) {
+    e->is_running = false;
+    --running_count_;
+  }
+  update_gauges_locked();
+}
+
 void Scheduler::fail_entry(const std::shared_ptr<Entry>& e, const Status& s) {
   if (e->ended) return;
-  e->ended = true;
-  e->job->queue_ms = e->started ? std::chrono::duration<double, std::milli>(e->first_step - e->job->admitted).count()
-                                : seconds_since(e->job->admitted) * 1000.0;
-  e->handle.reset();  // frees the job's tensors now
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    by_id_.erase(e->job->id);
-    if (e->is_running) {
-      e->is_running = false;
-      --running_count_;
-    }
-    update_gauges_locked();
-  }
+  if (!e->started) e->job->queue_ms = seconds_since(e->job->admitted) * 1000.0;
+  retire(e);
   if (e->job->sink) e->job->sink->failed(s);
   idle_cv_.notify_all();
+}
+
+void Scheduler::drop_ended() {
+  running_.erase(std::remove_if(running_.begin(), running_.end(), [](auto& e) { return e->ended; }), running_.end());
 }
 
 void Scheduler::loop() {
@@ -304,8 +309,7 @@ void Scheduler::loop() {
     for (auto& [sink, pw] : queued_notes)
       if (sink) sink->queued(pw.first, pw.second);
     for (auto& [e, s] : to_fail) fail_entry(e, s);
-    running_.erase(std::remove_if(running_.begin(), running_.end(), [](auto& e) { return e->ended; }),
-                   running_.end());
+    drop_ended();
     if (exit_loop) break;
 
     // 2. Finish at most one job whose steps are all done.
@@ -315,8 +319,6 @@ void Scheduler::loop() {
       if (!out.ok()) {
         fail_entry(e, Status(StatusCode::kInternal, "decoding the result failed: " + out.status().message()));
       } else {
-        e->ended = true;
-        e->handle.reset();
         FillOutput o = std::move(out.value());
         if (metrics_) {
           metrics_->stage("text", o.timings.text_ms / 1000.0);
@@ -324,20 +326,13 @@ void Scheduler::loop() {
           metrics_->stage("denoise", o.timings.denoise_ms / 1000.0);
           metrics_->stage("vae_decode", o.timings.vae_decode_ms / 1000.0);
         }
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          by_id_.erase(e->job->id);
-          e->is_running = false;
-          --running_count_;
-          update_gauges_locked();
-        }
+        retire(e);
         if (e->job->sink) e->job->sink->result(std::move(o), e->job->queue_ms);
         idle_cv_.notify_all();
       }
       break;
     }
-    running_.erase(std::remove_if(running_.begin(), running_.end(), [](auto& e) { return e->ended; }),
-                   running_.end());
+    drop_ended();
 
     // 3. Prepare the admitted job (prompt encoding through the cache, VAE encode, noise).
     if (to_prepare) {
@@ -383,9 +378,8 @@ void Scheduler::loop() {
       group.push_back(e);
       rows += e->state.rows;
     }
-    step_group(group);
-    running_.erase(std::remove_if(running_.begin(), running_.end(), [](auto& e) { return e->ended; }),
-                   running_.end());
+    try_step(group);
+    drop_ended();
     double remaining = 0;
     for (auto& e : running_) {
       const int64_t per_step = e->job->cost / std::max(1, e->job->request.steps);
@@ -396,10 +390,8 @@ void Scheduler::loop() {
   }
 }
 
-void Scheduler::step_group(std::vector<std::shared_ptr<Entry>>& group) { try_step(group, 0); }
-
-bool Scheduler::try_step(std::vector<std::shared_ptr<Entry>>& group, int depth) {
-  if (group.empty()) return true;
+void Scheduler::try_step(const std::vector<std::shared_ptr<Entry>>& group) {
+  if (group.empty()) return;
   std::vector<StageEngine::Handle*> handles;
   int rows = 0;
   for (auto& e : group) {
@@ -432,13 +424,13 @@ bool Scheduler::try_step(std::vector<std::shared_ptr<Entry>>& group, int depth) 
       const int64_t in_use = engine_.memory_in_use();
       if (in_use >= 0) metrics_->set_device_memory(in_use, engine_.memory_reserved());
     }
-    after_step(group, seconds);
-    return true;
+    after_step(group);
+    return;
   }
   if (group.size() == 1) {
     log_event("error", "denoising step failed", {{"request_id", group[0]->job->id}, {"error", s.to_string()}});
     fail_entry(group[0], Status(StatusCode::kInternal, "denoising step failed: " + s.message()));
-    return false;
+    return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -448,12 +440,11 @@ bool Scheduler::try_step(std::vector<std::shared_ptr<Entry>>& group, int depth) 
             {{"jobs", std::to_string(group.size())}, {"rows", std::to_string(rows)}, {"error", s.to_string()}});
   const size_t half = group.size() / 2;
   std::vector<std::shared_ptr<Entry>> a(group.begin(), group.begin() + half), b(group.begin() + half, group.end());
-  try_step(a, depth + 1);
-  try_step(b, depth + 1);
-  return false;
+  try_step(a);
+  try_step(b);
 }
 
-void Scheduler::after_step(std::vector<std::shared_ptr<Entry>>& group, double /*seconds*/) {
+void Scheduler::after_step(const std::vector<std::shared_ptr<Entry>>& group) {
   const auto now = Clock::now();
   for (auto& e : group) {
     e->state = engine_.state(*e->handle);

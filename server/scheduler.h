@@ -121,10 +121,13 @@ class Scheduler {
  private:
   struct Entry;
   void loop();
+  /// Takes an ended job out of the books (id, running count, gauges) and frees its tensors.
+  void retire(const std::shared_ptr<Entry>& e);
   void fail_entry(const std::shared_ptr<Entry>& e, const Status& s);
-  void step_group(std::vector<std::shared_ptr<Entry>>& group);
-  bool try_step(std::vector<std::shared_ptr<Entry>>& group, int depth);
-  void after_step(std::vector<std::shared_ptr<Entry>>& group, double seconds);
+  void drop_ended();  ///< removes ended jobs from running_
+  /// One step for the group; on failure, halves retried until a job fails alone.
+  void try_step(const std::vector<std::shared_ptr<Entry>>& group);
+  void after_step(const std::vector<std::shared_ptr<Entry>>& group);
   void publish_queue_positions_locked(std::vector<std::pair<std::shared_ptr<JobSink>, std::pair<int, int64_t>>>& out);
   int64_t expected_wait_ms_locked(size_t position) const;
   void update_gauges_locked();

@@ -184,14 +184,11 @@ class ServiceImpl final : public v1::ImageFill::CallbackService {
   std::once_flag drained;
 };
 
-/// What a finished request logs and counts.
+/// What a finished request logs (outcome, message and total_ms are filled in at the end)
+/// and when its clock started (the RPC, then admission).
 struct CallSummary {
-  std::string request_id, task, variant, prompt, negative_prompt;
-  std::vector<std::string> adapters;
-  int width = 0, height = 0, steps = 0, rows = 0;
-  double queue_ms = 0;
+  RequestLog log;
   Clock::time_point start = Clock::now();
-  bool admitted = false;
 };
 
 /// The call's side of a job: bounded slots for the events not yet written (the latest
@@ -206,7 +203,7 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
 
   void queued(int position, int64_t expected_wait_ms) override {
     v1::FillEvent ev;
-    ev.set_request_id(summary.request_id);
+    ev.set_request_id(summary.log.request_id);
     ev.mutable_queued()->set_position(static_cast<uint32_t>(std::max(0, position)));
     ev.mutable_queued()->set_expected_wait_ms(static_cast<uint64_t>(std::max<int64_t>(0, expected_wait_ms)));
     {
@@ -220,7 +217,7 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
   void progress(int step, int steps, int64_t elapsed_ms, int64_t eta_ms,
                 std::optional<image::Image> preview) override {
     v1::FillEvent ev;
-    ev.set_request_id(summary.request_id);
+    ev.set_request_id(summary.log.request_id);
     auto* p = ev.mutable_progress();
     p->set_step(static_cast<uint32_t>(step));
     p->set_steps(static_cast<uint32_t>(steps));
@@ -231,7 +228,7 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
         auto bytes = image::encode(*preview, format);
         p->set_preview(std::string(bytes.begin(), bytes.end()));
       } catch (const std::exception& e) {
-        log_event("warn", "preview encoding failed", {{"request_id", summary.request_id}, {"error", e.what()}});
+        log_event("warn", "preview encoding failed", {{"request_id", summary.log.request_id}, {"error", e.what()}});
       }
     }
     {
@@ -256,7 +253,7 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
     // Encoding (PNG of up to 4 large images) happens on the pool, not the scheduler thread.
     svc_->pool.post([self, out = std::move(out)]() mutable {
       v1::FillEvent ev;
-      ev.set_request_id(self->summary.request_id);
+      ev.set_request_id(self->summary.log.request_id);
       auto* r = ev.mutable_result();
       try {
         for (const auto& im : out.images) {
@@ -272,7 +269,7 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
       r->set_width(static_cast<uint32_t>(out.width));
       r->set_height(static_cast<uint32_t>(out.height));
       auto* t = r->mutable_timings();
-      t->set_queue_ms(self->summary.queue_ms);
+      t->set_queue_ms(self->summary.log.queue_ms);
       t->set_text_ms(out.timings.text_ms);
       t->set_vae_encode_ms(out.timings.vae_encode_ms);
       t->set_denoise_ms(out.timings.denoise_ms);
@@ -303,18 +300,13 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
     reactor_ = nullptr;
   }
 
-  bool has_final() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return final_.has_value();
-  }
-
  private:
   void take_job_facts(double queue_ms) {
     if (auto j = job.lock()) {
-      summary.rows = j->rows;
-      summary.queue_ms = queue_ms >= 0 ? queue_ms : j->queue_ms;
+      summary.log.rows = j->rows;
+      summary.log.queue_ms = queue_ms >= 0 ? queue_ms : j->queue_ms;
     } else if (queue_ms >= 0) {
-      summary.queue_ms = queue_ms;
+      summary.log.queue_ms = queue_ms;
     }
   }
 
@@ -330,28 +322,15 @@ class CallSink final : public JobSink, public std::enable_shared_from_this<CallS
   }
 
   void record(const grpc::Status& s) {
-    const double total_ms = ms_between(summary.start, Clock::now());
-    const char* code = code_name(s.error_code());
+    RequestLog& l = summary.log;
+    l.total_ms = ms_between(summary.start, Clock::now());
+    l.outcome = code_name(s.error_code());
+    l.message = s.ok() ? "" : s.error_message();
     if (svc_->metrics) {
-      svc_->metrics->request_finished(summary.task, code, total_ms / 1000.0);
+      svc_->metrics->request_finished(l.task, l.outcome, l.total_ms / 1000.0);
       const char* reason = failure_reason(s.error_code());
       if (*reason) svc_->metrics->failure(reason);
     }
-    RequestLog l;
-    l.request_id = summary.request_id;
-    l.task = summary.task;
-    l.width = summary.width;
-    l.height = summary.height;
-    l.steps = summary.steps;
-    l.rows = summary.rows;
-    l.variant = summary.variant;
-    l.adapters = summary.adapters;
-    l.queue_ms = summary.queue_ms;
-    l.total_ms = total_ms;
-    l.outcome = code;
-    l.message = s.ok() ? "" : s.error_message();
-    l.prompt = summary.prompt;
-    l.negative_prompt = summary.negative_prompt;
     log_request(l);
   }
 
@@ -378,7 +357,7 @@ class FillReactor final : public grpc::ServerWriteReactor<v1::FillEvent> {
   }
 
   void start(const v1::FillRequest& req) {
-    auto& sum = sink_->summary;
+    RequestLog& sum = sink_->summary.log;
     sum.task = task_label(req.task());
     // Every call gets an id for its log line, refused ones too (a bad given id is cut short).
     sum.request_id = req.request_id().empty() ? new_request_id() : req.request_id().substr(0, 128);
@@ -404,8 +383,8 @@ class FillReactor final : public grpc::ServerWriteReactor<v1::FillEvent> {
     sum.request_id = id_;
     const auto& r = vr.request;
     sum.steps = r.steps;
-    sum.width = r.width > 0 ? r.width : r.image.width + (r.task == Task::kExtend && !r.mask ? r.extend.left + r.extend.right : 0);
-    sum.height = r.height > 0 ? r.height : r.image.height + (r.task == Task::kExtend && !r.mask ? r.extend.top + r.extend.bottom : 0);
+    sum.width = vr.width;
+    sum.height = vr.height;
     sum.variant = r.variant.empty() ? svc_->engine->info().default_variant : r.variant;
     for (const auto& a : r.adapters) {
       std::ostringstream o;
@@ -430,8 +409,7 @@ class FillReactor final : public grpc::ServerWriteReactor<v1::FillEvent> {
     sink_->job = job;
     switch (svc_->scheduler->submit(job)) {
       case Scheduler::Admit::kOk:
-        sum.admitted = true;
-        sum.start = job->admitted;
+        sink_->summary.start = job->admitted;
         break;
       case Scheduler::Admit::kQueueFull:
         sink_->refuse(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -447,9 +425,6 @@ class FillReactor final : public grpc::ServerWriteReactor<v1::FillEvent> {
         break;
     }
   }
-
-  void send(v1::FillEvent* ev) { StartWrite(ev); }
-  void end(const grpc::Status& s) { Finish(s); }
 
   void OnWriteDone(bool ok) override { sink_->on_write_done(ok); }
 
@@ -514,8 +489,8 @@ void CallSink::pump() {
     }
     r = reactor_;
   }
-  if (action == kWrite) r->send(&inflight_);
-  if (action == kFinish) r->end(status);
+  if (action == kWrite) r->StartWrite(&inflight_);
+  if (action == kFinish) r->Finish(status);
 }
 
 grpc::ServerWriteReactor<v1::FillEvent>* ServiceImpl::Fill(grpc::CallbackServerContext* ctx,

@@ -187,6 +187,8 @@ Result<ValidatedRequest> validate_request(const v1::FillRequest& req, const Limi
     r.width = static_cast<int>(req.width());
     r.height = static_cast<int>(req.height());
     const int64_t ow = r.width > 0 ? r.width : cw, oh = r.height > 0 ? r.height : ch;
+    out.width = static_cast<int>(ow);
+    out.height = static_cast<int>(oh);
     check_arg(ow * oh <= lim.max_pixels, "width x height: " + size_str(ow, oh) + " = " + std::to_string(ow * oh) +
                                              " pixels exceeds the limit of " + std::to_string(lim.max_pixels) +
                                              " pixels");

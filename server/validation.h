@@ -17,6 +17,7 @@ struct ValidatedRequest {
   image::Format format = image::Format::kPng;
   int preview_every = 0;
   int priority = 0;
+  int width = 0, height = 0;  ///< output size before flooring (explicit, or the (extended) image's)
 };
 
 /// kInvalidArgument with "field: problem (limit)" on bad input.
