@@ -44,15 +44,19 @@ int first_call_with(const std::vector<std::vector<std::string>>& calls, const st
   return -1;
 }
 
+/// Holds the (gated) engine inside a one-step job, so what is submitted next waits.
+void hold_engine(Scheduler& s, FakeEngine& engine) {
+  ASSERT_EQ(s.submit(make_job("blocker", 1)), Scheduler::Admit::kOk);
+  ASSERT_TRUE(engine.wait_entered(1));
+}
+
 }  // namespace
 
 TEST(Scheduler, BatchesCompatibleJobsIntoOneStep) {
   FakeEngine engine;
   engine.close_gate();
   Scheduler s(engine, {64, 16, 16});
-  auto blocker = make_job("blocker", 1);
-  ASSERT_EQ(s.submit(blocker), Scheduler::Admit::kOk);
-  ASSERT_TRUE(engine.wait_entered(1));
+  ASSERT_NO_FATAL_FAILURE(hold_engine(s, engine));
   std::vector<std::shared_ptr<SchedJob>> jobs;
   for (int i = 0; i < 3; ++i) {
     jobs.push_back(make_job("j" + std::to_string(i), 4));
@@ -211,9 +215,7 @@ TEST(Scheduler, FailingBatchedStepIsRetriedInSmallerGroups) {
   engine.fail_above_rows = 4;  // "out of memory" above 4 rows
   engine.close_gate();
   Scheduler s(engine, {64, 16, 16});
-  auto blocker = make_job("blocker", 1);
-  ASSERT_EQ(s.submit(blocker), Scheduler::Admit::kOk);
-  ASSERT_TRUE(engine.wait_entered(1));
+  ASSERT_NO_FATAL_FAILURE(hold_engine(s, engine));
   std::vector<std::shared_ptr<SchedJob>> jobs;
   for (int i = 0; i < 4; ++i) jobs.push_back(make_job("j" + std::to_string(i), 3));
   jobs.push_back(make_job("poison", 3));
@@ -304,9 +306,7 @@ TEST(Scheduler, DifferentGroupsShareTheEngineFairly) {
   FakeEngine engine;
   engine.close_gate();
   Scheduler s(engine, {64, 16, 16});
-  auto blocker = make_job("blocker", 1);
-  ASSERT_EQ(s.submit(blocker), Scheduler::Admit::kOk);
-  ASSERT_TRUE(engine.wait_entered(1));
+  ASSERT_NO_FATAL_FAILURE(hold_engine(s, engine));
   auto small = make_job("small", 6, 0, 64), big = make_job("big", 6, 0, 128);
   ASSERT_EQ(s.submit(small), Scheduler::Admit::kOk);
   ASSERT_EQ(s.submit(big), Scheduler::Admit::kOk);
