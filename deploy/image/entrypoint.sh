@@ -25,7 +25,7 @@ if [[ -n "$config" ]]; then
 fi
 
 value_flags=(listen metrics-listen model default-variant device dtype threads
-  prompt-cache-mib queue-capacity max-batch-rows starvation-limit max-pixels max-steps
+  prompt-cache-mib cpu-buffer-cache-mib queue-capacity max-batch-rows starvation-limit max-pixels max-steps
   max-images max-prompt-bytes max-message-mib min-preview-every drain-grace encode-threads
   port-file log-level log-format)
 for flag in "${value_flags[@]}"; do

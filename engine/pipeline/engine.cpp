@@ -15,6 +15,7 @@
 #include "engine/checkpoint/weights.h"
 #include "engine/image/canvas.h"
 #include "engine/image/preprocess.h"
+#include "engine/models/cpu_buffer_cache.h"
 #include "engine/models/flux_transformer.h"
 #include "engine/models/lora.h"
 #include "engine/models/vae.h"
@@ -76,6 +77,14 @@ void EngineImpl::load() {
   const fs::path root(opts.model_dir);
   if (!fs::is_directory(root)) throw_error(StatusCode::kNotFound, opts.model_dir + ": model directory not found");
   auto log = [&](const std::string& s) { info.load_log.push_back(s); };
+  if (placement.device.is_cpu()) {
+    models::install_cpu_buffer_cache(opts.cpu_buffer_cache_bytes);
+    const auto cache = models::cpu_buffer_cache_stats();
+    log(cache.installed && cache.limit_bytes > 0
+            ? "CPU buffer cache: keeps freed tensor buffers while live + kept <= " +
+                  std::to_string(cache.limit_bytes >> 20) + " MiB"
+            : "CPU buffer cache: off");
+  }
 
   // Transformer variants: all resident, shared read-only.
   std::map<std::string, std::string> dirs = opts.variants;

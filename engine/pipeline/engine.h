@@ -96,6 +96,9 @@ struct EngineOptions {
   std::string dtype = "fp32";    ///< fp32, bf16, fp16
   int64_t prompt_cache_bytes = 256ll << 20;
   int threads = 0;               ///< intra-op threads (0 = libtorch default)
+  /// On CPU: freed tensor buffers of >= 1 MiB kept for reuse, at most this many bytes
+  /// (models/cpu_buffer_cache.h); 0 leaves libtorch's allocator alone. Process-wide.
+  int64_t cpu_buffer_cache_bytes = 4ll << 30;
 };
 
 /// What a loaded engine serves (for GetInfo and logs).

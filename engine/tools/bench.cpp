@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/checkpoint/weights.h"
+#include "engine/models/cpu_buffer_cache.h"
 #include "engine/tools/commands.h"
 #include "engine/util/status.h"
 
@@ -84,6 +85,7 @@ struct BenchArgs {
   std::string dtype = "fp32";
   std::string json_out;
   int threads = 0;
+  int cpu_cache_mib = 4096;
   int iters = 3;
   int warmup = 1;
   bool random_weights = true;
@@ -95,6 +97,7 @@ int run_bench(const BenchArgs& a) {
     env.device = torch::Device(a.device);
     env.dtype = parse_dtype_name(a.dtype);
     if (a.threads > 0) torch::set_num_threads(a.threads);
+    if (env.device.is_cpu()) models::install_cpu_buffer_cache(static_cast<int64_t>(a.cpu_cache_mib) << 20);
     env.threads = torch::get_num_threads();
     env.iters = a.iters;
     env.warmup = a.warmup;
@@ -115,7 +118,12 @@ int run_bench(const BenchArgs& a) {
       bench_transformer(env, parse_strings(a.presets), parse_ints(a.sizes), parse_ints(a.rows), &rows);
     if (wants("stages")) bench_stages(env, parse_strings(a.presets), parse_ints(a.sizes), parse_ints(a.rows), &rows);
 
+    const auto cache = models::cpu_buffer_cache_stats();
     std::cout << "device " << a.device << ", dtype " << a.dtype << ", threads " << env.threads
+              << ", CPU buffer cache "
+              << (cache.installed ? std::to_string(cache.limit_bytes >> 20) + " MiB (" + std::to_string(cache.hits) +
+                                        " hits, " + std::to_string(cache.misses) + " misses)"
+                                  : "off")
               << ", matmul peak " << std::fixed << std::setprecision(1) << env.peak_gflops << " GFLOP/s\n";
     std::cout << std::left << std::setw(22) << "stage" << std::setw(8) << "preset" << std::setw(34) << "shape"
               << std::right << std::setw(11) << "ms" << std::setw(10) << "GFLOP" << std::setw(10) << "GFLOP/s"
@@ -124,6 +132,7 @@ int run_bench(const BenchArgs& a) {
     j["device"] = a.device;
     j["dtype"] = a.dtype;
     j["threads"] = env.threads;
+    j["cpu_buffer_cache_mib"] = cache.installed ? cache.limit_bytes >> 20 : 0;
     j["matmul_peak_gflops"] = env.peak_gflops;
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) {
@@ -161,6 +170,9 @@ void register_bench(CLI::App& app, int* exit_code) {
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (0 = libtorch default)")->capture_default_str();
+  cmd->add_option("--cpu-buffer-cache-mib", a->cpu_cache_mib,
+                  "on CPU, keep freed tensor buffers for reuse while live + kept stay within this (0: libtorch's allocator)")
+      ->capture_default_str();
   cmd->add_option("--iters", a->iters, "timed iterations (median reported)")->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "untimed warm-up iterations")->capture_default_str();
   cmd->add_option("--json", a->json_out, "also write the results as JSON to this file");

@@ -30,6 +30,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   std::string device = "cpu", dtype = "fp32";
   int threads = 0;
+  int cpu_cache_mib = static_cast<int>(EngineOptions{}.cpu_buffer_cache_bytes >> 20);
 };
 
 // "a,b,c,d" -> margins; false on a malformed value.
@@ -80,6 +81,7 @@ int run_generate(const GenerateArgs& a) {
   o.device = a.device;
   o.dtype = a.dtype;
   o.threads = a.threads;
+  o.cpu_buffer_cache_bytes = static_cast<int64_t>(a.cpu_cache_mib) << 20;
   for (size_t i = 0; i < a.loras.size(); ++i) {
     std::string spec = a.loras[i];
     float w = 1.0f;
@@ -183,6 +185,9 @@ void register_generate(CLI::App& app, int* exit_code) {
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "fp32 or bf16")->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (0 = default)");
+  cmd->add_option("--cpu-buffer-cache-mib", a->cpu_cache_mib,
+                  "on CPU, keep freed tensor buffers for reuse while live + kept stay within this (0: libtorch's allocator)")
+      ->capture_default_str();
   cmd->callback([a, exit_code, prompt] {
     a->has_prompt = prompt->count() > 0;
     *exit_code = run_generate(*a);

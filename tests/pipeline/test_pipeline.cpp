@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "engine/image/image.h"
+#include "engine/models/cpu_buffer_cache.h"
 #include "engine/pipeline/engine.h"
 #include "tests/engine/golden.h"
 
@@ -135,6 +136,31 @@ TEST(EngineBatching, StepResultIndependentOfBatchmates) {
   ASSERT_TRUE(fa.ok());
   torch::Tensor x = torch::tensor(fa.value().latents), y = torch::tensor(alone.value().latents);
   EXPECT_LE(max_abs_diff(x, y), 1e-4);
+}
+
+TEST(EngineCpuBuffers, RepeatedJobTakesEveryLargeBufferFromTheCache) {
+  // A CPU engine installs the caching allocator (default limit) and says so in its load log.
+  // Once a job shape has run, running it again allocates no large buffer from the system.
+  Engine& e = golden_engine();
+  const auto installed = models::cpu_buffer_cache_stats();
+  ASSERT_TRUE(installed.installed);
+  EXPECT_EQ(installed.limit_bytes, EngineOptions{}.cpu_buffer_cache_bytes);
+  bool logged = false;
+  for (const auto& line : e.info().load_log) logged |= line.find("CPU buffer cache") != std::string::npos;
+  EXPECT_TRUE(logged);
+
+  FillRequest r = request_for(GoldenCase("fill_onereward_64x64"));
+  r.width = r.height = 256;  // large enough for VAE activations above the cache's threshold
+  r.steps = 2;
+  auto first = e.run(r);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  const auto before = models::cpu_buffer_cache_stats();
+  auto second = e.run(r);
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  const auto after = models::cpu_buffer_cache_stats();
+  EXPECT_GT(after.hits - before.hits, 10);
+  EXPECT_EQ(after.misses - before.misses, 0);
+  EXPECT_EQ(first.value().image_f32, second.value().image_f32);
 }
 
 TEST(EngineValidation, BadInputsNameTheField) {
