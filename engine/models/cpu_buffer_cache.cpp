@@ -4,8 +4,12 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iterator>
 #include <list>
 #include <mutex>
@@ -185,7 +189,37 @@ void CpuBufferCache::delete_buffer(void* p) {
   if (p != nullptr) g_cache->free_buffer(p);
 }
 
+// A cgroup memory limit file's value in bytes; 0 when absent or unlimited ("max", or v1's
+// page-counter maximum).
+int64_t read_cgroup_limit(const std::string& path) {
+  std::ifstream in(path);
+  std::string text;
+  if (!(in >> text) || text == "max") return 0;
+  try {
+    const long long v = std::stoll(text);
+    return v > 0 && v < (int64_t{1} << 60) ? v : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+int64_t resident_bytes() {
+  std::ifstream in("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  if (!(in >> size >> resident)) return 0;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
 }  // namespace
+
+int64_t auto_cpu_buffer_cache_limit(const std::string& cgroup_root) {
+  int64_t available = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  for (const char* file : {"/memory.max", "/memory/memory.limit_in_bytes"}) {
+    const int64_t limit = read_cgroup_limit(cgroup_root + file);
+    if (limit > 0) available = std::min(available, limit);
+  }
+  return std::max<int64_t>(0, (available - resident_bytes()) / 2);
+}
 
 void install_cpu_buffer_cache(int64_t limit_bytes) {
   std::lock_guard<std::mutex> lock(g_install_mu);

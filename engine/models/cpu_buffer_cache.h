@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace onereward::models {
 
@@ -44,6 +45,12 @@ constexpr int64_t kCpuBufferCacheMinBytes = int64_t{128} << 10;
 /// space; untouched pages cost nothing). A failed allocation returns every kept buffer and
 /// tries once more before it fails.
 void install_cpu_buffer_cache(int64_t limit_bytes);
+
+/// The default limit: half of the memory this process can still take, that is the smaller of
+/// physical RAM and the cgroup's memory limit (v2 `memory.max` or v1
+/// `memory/memory.limit_in_bytes` under `cgroup_root`), minus what the process holds now
+/// (call it once the weights are loaded). 0 when nothing is left.
+int64_t auto_cpu_buffer_cache_limit(const std::string& cgroup_root = "/sys/fs/cgroup");
 
 /// Returns every kept buffer to the system (buffers in use are unaffected).
 void release_cpu_buffer_cache();

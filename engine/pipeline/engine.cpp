@@ -77,14 +77,6 @@ void EngineImpl::load() {
   const fs::path root(opts.model_dir);
   if (!fs::is_directory(root)) throw_error(StatusCode::kNotFound, opts.model_dir + ": model directory not found");
   auto log = [&](const std::string& s) { info.load_log.push_back(s); };
-  if (placement.device.is_cpu()) {
-    models::install_cpu_buffer_cache(opts.cpu_buffer_cache_bytes);
-    const auto cache = models::cpu_buffer_cache_stats();
-    log(cache.installed && cache.limit_bytes > 0
-            ? "CPU buffer cache: keeps freed tensor buffers while live + kept <= " +
-                  std::to_string(cache.limit_bytes >> 20) + " MiB"
-            : "CPU buffer cache: off");
-  }
 
   // Transformer variants: all resident, shared read-only.
   std::map<std::string, std::string> dirs = opts.variants;
@@ -139,6 +131,17 @@ void EngineImpl::load() {
     log("text encoders and tokenizers from " + opts.model_dir + " in " + std::to_string(ms_since(tv)) + " ms");
   }
   sched_cfg = sched::FlowMatchConfig::from_json_file((root / "scheduler" / "scheduler_config.json").string());
+  if (placement.device.is_cpu()) {
+    // After the weights, so that the automatic limit sees what they take.
+    models::install_cpu_buffer_cache(opts.cpu_buffer_cache_bytes < 0 ? models::auto_cpu_buffer_cache_limit()
+                                                                     : opts.cpu_buffer_cache_bytes);
+    const auto cache = models::cpu_buffer_cache_stats();
+    log(cache.installed && cache.limit_bytes > 0
+            ? "CPU buffer cache: keeps freed tensor buffers while live + kept <= " +
+                  std::to_string(cache.limit_bytes >> 20) + " MiB" +
+                  (opts.cpu_buffer_cache_bytes < 0 ? " (half of the memory left)" : "")
+            : "CPU buffer cache: off");
+  }
 
   info.model_dir = opts.model_dir;
   for (const auto& [n, v] : variants) info.variants.push_back(n);

@@ -96,9 +96,10 @@ struct EngineOptions {
   std::string dtype = "fp32";    ///< fp32, bf16, fp16
   int64_t prompt_cache_bytes = 256ll << 20;
   int threads = 0;               ///< intra-op threads (0 = libtorch default)
-  /// On CPU: freed tensor buffers of >= 1 MiB kept for reuse, at most this many bytes
-  /// (models/cpu_buffer_cache.h); 0 leaves libtorch's allocator alone. Process-wide.
-  int64_t cpu_buffer_cache_bytes = 4ll << 30;
+  /// On CPU: freed tensor buffers are kept for reuse while live + kept stay within this many
+  /// bytes (models/cpu_buffer_cache.h; process-wide). -1: half of the memory left once the
+  /// weights are loaded (RAM or the cgroup limit, whichever is smaller); 0: libtorch's allocator.
+  int64_t cpu_buffer_cache_bytes = -1;
 };
 
 /// What a loaded engine serves (for GetInfo and logs).

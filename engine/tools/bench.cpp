@@ -85,7 +85,7 @@ struct BenchArgs {
   std::string dtype = "fp32";
   std::string json_out;
   int threads = 0;
-  int cpu_cache_mib = 4096;
+  int cpu_cache_mib = -1;
   int iters = 3;
   int warmup = 1;
   bool random_weights = true;
@@ -97,7 +97,10 @@ int run_bench(const BenchArgs& a) {
     env.device = torch::Device(a.device);
     env.dtype = parse_dtype_name(a.dtype);
     if (a.threads > 0) torch::set_num_threads(a.threads);
-    if (env.device.is_cpu()) models::install_cpu_buffer_cache(static_cast<int64_t>(a.cpu_cache_mib) << 20);
+    if (env.device.is_cpu()) {
+      models::install_cpu_buffer_cache(a.cpu_cache_mib < 0 ? models::auto_cpu_buffer_cache_limit()
+                                                           : static_cast<int64_t>(a.cpu_cache_mib) << 20);
+    }
     env.threads = torch::get_num_threads();
     env.iters = a.iters;
     env.warmup = a.warmup;
@@ -171,7 +174,8 @@ void register_bench(CLI::App& app, int* exit_code) {
   cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (0 = libtorch default)")->capture_default_str();
   cmd->add_option("--cpu-buffer-cache-mib", a->cpu_cache_mib,
-                  "on CPU, keep freed tensor buffers for reuse while live + kept stay within this (0: libtorch's allocator)")
+                  "on CPU, keep freed tensor buffers for reuse while live + kept stay within this; "
+                  "-1: half of the memory left (RAM or cgroup limit); 0: libtorch's allocator")
       ->capture_default_str();
   cmd->add_option("--iters", a->iters, "timed iterations (median reported)")->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "untimed warm-up iterations")->capture_default_str();

@@ -30,7 +30,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   std::string device = "cpu", dtype = "fp32";
   int threads = 0;
-  int cpu_cache_mib = static_cast<int>(EngineOptions{}.cpu_buffer_cache_bytes >> 20);
+  int cpu_cache_mib = -1;  // EngineOptions' automatic limit
 };
 
 // "a,b,c,d" -> margins; false on a malformed value.
@@ -81,7 +81,7 @@ int run_generate(const GenerateArgs& a) {
   o.device = a.device;
   o.dtype = a.dtype;
   o.threads = a.threads;
-  o.cpu_buffer_cache_bytes = static_cast<int64_t>(a.cpu_cache_mib) << 20;
+  o.cpu_buffer_cache_bytes = a.cpu_cache_mib < 0 ? -1 : static_cast<int64_t>(a.cpu_cache_mib) << 20;
   for (size_t i = 0; i < a.loras.size(); ++i) {
     std::string spec = a.loras[i];
     float w = 1.0f;
@@ -186,7 +186,8 @@ void register_generate(CLI::App& app, int* exit_code) {
   cmd->add_option("--dtype", a->dtype, "fp32 or bf16")->capture_default_str();
   cmd->add_option("--threads", a->threads, "intra-op threads (0 = default)");
   cmd->add_option("--cpu-buffer-cache-mib", a->cpu_cache_mib,
-                  "on CPU, keep freed tensor buffers for reuse while live + kept stay within this (0: libtorch's allocator)")
+                  "on CPU, keep freed tensor buffers for reuse while live + kept stay within this; "
+                  "-1: half of the memory left (RAM or cgroup limit); 0: libtorch's allocator")
       ->capture_default_str();
   cmd->callback([a, exit_code, prompt] {
     a->has_prompt = prompt->count() > 0;

@@ -3,8 +3,12 @@
 // threads allocating at once. The cache is process-wide, so every test starts from an empty
 // cache with its own limit and reads stats relative to where it started (ctest runs each
 // test in its own process; run as one binary, the install test comes first in file order).
+#include <unistd.h>
+
 #include <atomic>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -14,6 +18,7 @@
 
 #include "engine/models/cpu_buffer_cache.h"
 
+using onereward::models::auto_cpu_buffer_cache_limit;
 using onereward::models::cpu_buffer_cache_stats;
 using onereward::models::install_cpu_buffer_cache;
 using onereward::models::kCpuBufferCacheMinBytes;
@@ -53,6 +58,37 @@ TEST(CpuBufferCacheInstall, ZeroLimitLeavesLibtorchsAllocator) {
   EXPECT_TRUE(cpu_buffer_cache_stats().installed);
   EXPECT_NE(c10::GetCPUAllocator(), before);
   EXPECT_EQ(cpu_buffer_cache_stats().limit_bytes, 64 * kMiB);
+}
+
+TEST(CpuBufferCacheAutoLimit, HalfOfWhatIsLeftUnderRamAndTheCgroupLimit) {
+  namespace fs = std::filesystem;
+  const int64_t ram = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  const fs::path root = fs::temp_directory_path() / ("cgroup-" + std::to_string(getpid()));
+  fs::create_directories(root / "memory");
+  auto write = [](const fs::path& p, const std::string& text) { std::ofstream(p) << text << "\n"; };
+
+  // No limit files: RAM bounds it.
+  const int64_t unlimited = auto_cpu_buffer_cache_limit(root.string());
+  EXPECT_GT(unlimited, 0);
+  EXPECT_LE(unlimited, ram / 2);
+  // cgroup v2 "max" is no limit.
+  write(root / "memory.max", "max");
+  EXPECT_NEAR(auto_cpu_buffer_cache_limit(root.string()), unlimited, 64 * kMiB);
+  // cgroup v2 limit of 1 GiB: half of it less half of what the process holds.
+  write(root / "memory.max", std::to_string(1024 * kMiB));
+  const int64_t v2 = auto_cpu_buffer_cache_limit(root.string());
+  EXPECT_GT(v2, 0);
+  EXPECT_LT(v2, 512 * kMiB);
+  // cgroup v1 limit (the smaller one wins).
+  fs::remove(root / "memory.max");
+  write(root / "memory" / "memory.limit_in_bytes", std::to_string(512 * kMiB));
+  const int64_t v1 = auto_cpu_buffer_cache_limit(root.string());
+  EXPECT_LT(v1, 256 * kMiB);
+  EXPECT_NEAR(v2 - v1, 256 * kMiB, 64 * kMiB);
+  // A limit below what the process already holds leaves nothing: 0 (no cache).
+  write(root / "memory" / "memory.limit_in_bytes", std::to_string(kMiB));
+  EXPECT_EQ(auto_cpu_buffer_cache_limit(root.string()), 0);
+  fs::remove_all(root);
 }
 
 TEST_F(CpuBufferCache, FreedBufferIsReusedForTheSameRoundedSize) {
