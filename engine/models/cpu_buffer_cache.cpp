@@ -92,11 +92,8 @@ class CpuBufferCache final : public c10::Allocator {
         ++hits_;
         return {p, p, &CpuBufferCache::delete_buffer, c10::Device(c10::DeviceType::CPU)};
       }
-    }
-    // A miss: make room under the limit for the new buffer by returning the least recently
-    // freed ones (buffers of shapes no longer in use go first).
-    {
-      std::lock_guard<std::mutex> lock(mu_);
+      // A miss: make room under the limit for the new buffer by returning the least recently
+      // freed ones (buffers of shapes no longer in use go first).
       trim_locked(size);
     }
     void* p = system_alloc(size);

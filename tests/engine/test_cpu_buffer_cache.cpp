@@ -3,6 +3,7 @@
 // threads allocating at once. The cache is process-wide, so every test starts from an empty
 // cache with its own limit and reads stats relative to where it started (ctest runs each
 // test in its own process; run as one binary, the install test comes first in file order).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -188,6 +189,42 @@ TEST_F(CpuBufferCache, RawInterfaceServesLargeAndSmallBuffers) {
   alloc->raw_deallocate(big);
   EXPECT_EQ(in_use(), 0);
   EXPECT_EQ(cached(), 8 * kMiB);
+}
+
+TEST_F(CpuBufferCache, FailedAllocationReturnsKeptBuffersAndRetries) {
+  start(4096 * kMiB);
+  { torch::Tensor kept = buffer(384 * kMiB); }  // never touched: address space only
+  ASSERT_EQ(cached(), 384 * kMiB);
+  // Cap the address space at what the process maps now (kept buffer included) + 256 MiB:
+  // 448 MiB only fits once the kept 384 MiB are unmapped (192 MiB of slack for whatever
+  // else maps meanwhile).
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0;
+  ASSERT_TRUE(statm >> pages);
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &old), 0);
+  rlimit capped = old;
+  capped.rlim_cur = static_cast<rlim_t>(pages * sysconf(_SC_PAGESIZE) + 256 * kMiB);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &capped), 0);
+  torch::Tensor got;
+  std::string first_error, second_error;
+  try {
+    got = buffer(448 * kMiB);
+  } catch (const c10::Error& e) {
+    first_error = e.what();
+  }
+  // Beyond any room, the error says what was asked for.
+  try {
+    torch::Tensor huge = buffer(4096 * kMiB);
+  } catch (const c10::Error& e) {
+    second_error = e.what();
+  }
+  got.reset();
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &old), 0);
+  EXPECT_EQ(first_error, "");
+  EXPECT_EQ(misses(), 2);  // the kept buffer and the 448 MiB; the failed one is no miss
+  EXPECT_EQ(cached(), 448 * kMiB);
+  EXPECT_NE(second_error.find("not enough memory for 4294967296 bytes"), std::string::npos) << second_error;
 }
 
 TEST_F(CpuBufferCache, ConcurrentAllocationsNeverShareMemory) {
