@@ -308,7 +308,7 @@ Metrics::Metrics(const std::string& listen) : impl_(std::make_unique<MetricsImpl
                       .Register(reg);
   auto& memory = BuildGauge()
                      .Name("onereward_device_memory_bytes")
-                     .Help("Accelerator memory held by the engine's allocator (kind: in_use, reserved).")
+                     .Help("Memory held for tensors by the engine's allocator: CUDA caching allocator or CPU buffer cache (kind: in_use, reserved).")
                      .Register(reg);
   m.memory_in_use = &memory.Add({{"kind", "in_use"}});
   m.memory_reserved = &memory.Add({{"kind", "reserved"}});

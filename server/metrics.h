@@ -49,7 +49,8 @@ class Metrics {
   // onereward_build_info{version,torch,device,dtype} = 1.
   void set_build_info(const std::string& version, const std::string& torch, const std::string& device,
                       const std::string& dtype);
-  // onereward_device_memory_bytes{kind="in_use"|"reserved"} (only set on CUDA).
+  // onereward_device_memory_bytes{kind="in_use"|"reserved"} (CUDA caching allocator, or the
+  // CPU buffer cache).
   void set_device_memory(int64_t in_use, int64_t reserved);
 
   /// The text exposition format of everything registered (what /metrics serves).

@@ -448,6 +448,13 @@ JobState Engine::state(const Job& job) {
 }
 
 bool Engine::device_memory(int64_t& in_use, int64_t& reserved) const {
+  if (impl_->placement.device.is_cpu()) {
+    const auto cache = models::cpu_buffer_cache_stats();
+    if (!cache.installed) return false;
+    in_use = cache.in_use_bytes;
+    reserved = cache.in_use_bytes + cache.cached_bytes;
+    return true;
+  }
 #if defined(ONEREWARD_WITH_CUDA)
   if (!impl_->placement.device.is_cuda()) return false;
   const auto index = impl_->placement.device.has_index() ? impl_->placement.device.index() : 0;
@@ -456,8 +463,6 @@ bool Engine::device_memory(int64_t& in_use, int64_t& reserved) const {
   reserved = stats.reserved_bytes[0].current;
   return true;
 #else
-  (void)in_use;
-  (void)reserved;
   return false;
 #endif
 }

@@ -147,8 +147,9 @@ class Engine {
 
   static JobState state(const Job& job);
 
-  /// Device memory of the CUDA caching allocator (bytes allocated, bytes reserved);
-  /// false on CPU or when libtorch was built without CUDA.
+  /// Memory held for tensors: on CUDA the caching allocator's allocated and reserved bytes; on
+  /// CPU the buffer cache's large buffers in use and in use + kept. False when neither
+  /// applies (CPU without the buffer cache, or a CUDA device with a libtorch built without CUDA).
   bool device_memory(int64_t& in_use, int64_t& reserved) const;
 
   /// Prompt-embedding cache counters.

@@ -162,6 +162,13 @@ TEST(EngineCpuBuffers, RepeatedJobTakesEveryLargeBufferFromTheCache) {
   EXPECT_GT(after.hits - before.hits, 10);
   EXPECT_EQ(after.misses - before.misses, 0);
   EXPECT_EQ(first.value().image_f32, second.value().image_f32);
+  // What the server reports as onereward_device_memory_bytes on CPU: the jobs are done, so
+  // nothing large is in use and what the jobs used is kept.
+  int64_t in_use = -1, reserved = -1;
+  ASSERT_TRUE(e.device_memory(in_use, reserved));
+  EXPECT_EQ(in_use, after.in_use_bytes);
+  EXPECT_EQ(reserved, after.in_use_bytes + after.cached_bytes);
+  EXPECT_GT(reserved - in_use, 0);
 }
 
 TEST(EngineValidation, BadInputsNameTheField) {
