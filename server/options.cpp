@@ -65,7 +65,7 @@ int parse_options(int argc, const char* const* argv, ServerOptions& o) {
   std::vector<std::string> variants, loras;
   bool no_base = false, no_previews = false, no_warmup = false;
   int prompt_cache_mib = static_cast<int>(o.engine.prompt_cache_bytes >> 20);
-  int cpu_cache_mib = o.engine.cpu_buffer_cache_bytes < 0 ? -1 : static_cast<int>(o.engine.cpu_buffer_cache_bytes >> 20);
+  int cpu_cache_mib = -1;  // EngineOptions' automatic limit
   int max_message_mib = static_cast<int>(o.limits.max_message_bytes >> 20);
 
   app.add_option("--listen", o.listen, "gRPC address HOST:PORT (port 0: any free port)")->capture_default_str();
@@ -146,7 +146,7 @@ int parse_options(int argc, const char* const* argv, ServerOptions& o) {
   o.previews = !no_previews;
   o.warmup = !no_warmup;
   o.engine.prompt_cache_bytes = static_cast<int64_t>(prompt_cache_mib) << 20;
-  o.engine.cpu_buffer_cache_bytes = cpu_cache_mib < 0 ? -1 : static_cast<int64_t>(cpu_cache_mib) << 20;
+  o.engine.cpu_buffer_cache_bytes = static_cast<int64_t>(cpu_cache_mib) * (int64_t{1} << 20);
   o.limits.max_message_bytes = static_cast<int64_t>(max_message_mib) << 20;
   return -1;
 }

@@ -87,10 +87,8 @@ class CpuBufferCache final : public c10::Allocator {
         void* p = buf->ptr;
         lru_.erase(buf);
         cached_ -= size;
-        in_use_ += size;
-        live_.emplace(p, size);
         ++hits_;
-        return {p, p, &CpuBufferCache::delete_buffer, c10::Device(c10::DeviceType::CPU)};
+        return hand_out_locked(p, size);
       }
       // A miss: make room under the limit for the new buffer by returning the least recently
       // freed ones (buffers of shapes no longer in use go first).
@@ -102,12 +100,14 @@ class CpuBufferCache final : public c10::Allocator {
       p = system_alloc(size);
     }
     TORCH_CHECK(p != nullptr, "CPU buffer cache: not enough memory for ", n, " bytes");
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      in_use_ += size;
-      live_.emplace(p, size);
-      ++misses_;
-    }
+    std::lock_guard<std::mutex> lock(mu_);
+    ++misses_;
+    return hand_out_locked(p, size);
+  }
+
+  c10::DataPtr hand_out_locked(void* p, size_t size) {
+    in_use_ += size;
+    live_.emplace(p, size);
     return {p, p, &CpuBufferCache::delete_buffer, c10::Device(c10::DeviceType::CPU)};
   }
 
@@ -219,9 +219,10 @@ int64_t auto_cpu_buffer_cache_limit(const std::string& cgroup_root) {
 }
 
 void install_cpu_buffer_cache(int64_t limit_bytes) {
+  if (limit_bytes < 0) limit_bytes = auto_cpu_buffer_cache_limit();
   std::lock_guard<std::mutex> lock(g_install_mu);
   if (g_cache == nullptr) {
-    if (limit_bytes <= 0) return;
+    if (limit_bytes == 0) return;
     g_cache = new CpuBufferCache(c10::GetCPUAllocator());
     g_cache->set_limit(limit_bytes);
     // Priority above the default allocator's registration, so a later default

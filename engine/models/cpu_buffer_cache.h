@@ -39,9 +39,9 @@ constexpr int64_t kCpuBufferCacheMinBytes = int64_t{128} << 10;
 /// allocation that no kept buffer fits. So a workload whose large buffers fit in the limit
 /// allocates nothing from the system once it has run once, and one that does not fit costs
 /// no more than without the cache. Kept buffers stay while idle (like the CUDA caching
-/// allocator's). Calling it again changes the limit. `limit_bytes` <= 0 leaves libtorch's
-/// allocator in place when the cache is not installed yet, and otherwise stops keeping
-/// buffers. Sizes are rounded up to 1/8 of their power of two (at most 12.5% more address
+/// allocator's). Calling it again changes the limit. A negative `limit_bytes` takes
+/// auto_cpu_buffer_cache_limit(); 0 leaves libtorch's allocator in place when the cache is not
+/// installed yet, and otherwise stops keeping buffers. Sizes are rounded up to 1/8 of their power of two (at most 12.5% more address
 /// space; untouched pages cost nothing). A failed allocation returns every kept buffer and
 /// tries once more before it fails.
 void install_cpu_buffer_cache(int64_t limit_bytes);

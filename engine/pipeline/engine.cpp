@@ -133,8 +133,7 @@ void EngineImpl::load() {
   sched_cfg = sched::FlowMatchConfig::from_json_file((root / "scheduler" / "scheduler_config.json").string());
   if (placement.device.is_cpu()) {
     // After the weights, so that the automatic limit sees what they take.
-    models::install_cpu_buffer_cache(opts.cpu_buffer_cache_bytes < 0 ? models::auto_cpu_buffer_cache_limit()
-                                                                     : opts.cpu_buffer_cache_bytes);
+    models::install_cpu_buffer_cache(opts.cpu_buffer_cache_bytes);
     const auto cache = models::cpu_buffer_cache_stats();
     log(cache.installed && cache.limit_bytes > 0
             ? "CPU buffer cache: keeps freed tensor buffers while live + kept <= " +

@@ -97,7 +97,7 @@ struct EngineOptions {
   int64_t prompt_cache_bytes = 256ll << 20;
   int threads = 0;               ///< intra-op threads (0 = libtorch default)
   /// On CPU: freed tensor buffers are kept for reuse while live + kept stay within this many
-  /// bytes (models/cpu_buffer_cache.h; process-wide). -1: half of the memory left once the
+  /// bytes (models/cpu_buffer_cache.h; process-wide). Negative: half of the memory left once the
   /// weights are loaded (RAM or the cgroup limit, whichever is smaller); 0: libtorch's allocator.
   int64_t cpu_buffer_cache_bytes = -1;
 };

@@ -98,8 +98,7 @@ int run_bench(const BenchArgs& a) {
     env.dtype = parse_dtype_name(a.dtype);
     if (a.threads > 0) torch::set_num_threads(a.threads);
     if (env.device.is_cpu()) {
-      models::install_cpu_buffer_cache(a.cpu_cache_mib < 0 ? models::auto_cpu_buffer_cache_limit()
-                                                           : static_cast<int64_t>(a.cpu_cache_mib) << 20);
+      models::install_cpu_buffer_cache(static_cast<int64_t>(a.cpu_cache_mib) * (int64_t{1} << 20));
     }
     env.threads = torch::get_num_threads();
     env.iters = a.iters;

@@ -81,7 +81,7 @@ int run_generate(const GenerateArgs& a) {
   o.device = a.device;
   o.dtype = a.dtype;
   o.threads = a.threads;
-  o.cpu_buffer_cache_bytes = a.cpu_cache_mib < 0 ? -1 : static_cast<int64_t>(a.cpu_cache_mib) << 20;
+  o.cpu_buffer_cache_bytes = static_cast<int64_t>(a.cpu_cache_mib) * (int64_t{1} << 20);
   for (size_t i = 0; i < a.loras.size(); ++i) {
     std::string spec = a.loras[i];
     float w = 1.0f;

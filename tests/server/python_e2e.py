@@ -43,6 +43,16 @@ def check(cond, msg):
         fail(msg)
 
 
+def rpc_error(call, what):
+    """Runs call() and returns the grpc.RpcError it raises; fails with `what` if it succeeds."""
+    import grpc
+    try:
+        call()
+    except grpc.RpcError as e:
+        return e
+    fail(what)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -137,18 +147,14 @@ def main():
         check(res.images[0][:2] == b"\xff\xd8", "extend result is not a JPEG")
 
         # Refusals carry the code and name the field.
-        try:
-            list(stub.Fill(pb.FillRequest(task=pb.TASK_FILL, image=image, mask=mask, prompt="x", steps=1000),
-                           timeout=30))
-            fail("steps=1000 was accepted")
-        except grpc.RpcError as e:
-            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "steps=1000 -> %s" % e.code())
-            check("steps" in e.details() and "100" in e.details(), "message: %s" % e.details())
-        try:
-            stub.Cancel(pb.CancelRequest(request_id="nobody"), timeout=10)
-            fail("Cancel of an unknown id succeeded")
-        except grpc.RpcError as e:
-            check(e.code() == grpc.StatusCode.NOT_FOUND, "Cancel unknown -> %s" % e.code())
+        e = rpc_error(lambda: list(stub.Fill(pb.FillRequest(task=pb.TASK_FILL, image=image, mask=mask, prompt="x",
+                                                            steps=1000), timeout=30)),
+                      "steps=1000 was accepted")
+        check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "steps=1000 -> %s" % e.code())
+        check("steps" in e.details() and "100" in e.details(), "message: %s" % e.details())
+        e = rpc_error(lambda: stub.Cancel(pb.CancelRequest(request_id="nobody"), timeout=10),
+                      "Cancel of an unknown id succeeded")
+        check(e.code() == grpc.StatusCode.NOT_FOUND, "Cancel unknown -> %s" % e.code())
 
         # Cancel by id from another channel (another connection).
         other = pb_grpc.ImageFillStub(grpc.insecure_channel("127.0.0.1:%d" % port,
@@ -201,12 +207,10 @@ def main():
         time.sleep(0.2)
         r = health.Check(health_pb2.HealthCheckRequest(service="onereward.v1.ImageFill"), timeout=10)
         check(r.status == health_pb2.HealthCheckResponse.NOT_SERVING, "health while draining: %s" % r.status)
-        try:
-            list(stub.Fill(pb.FillRequest(task=pb.TASK_FILL, image=image, mask=mask, prompt="late", steps=2),
-                           timeout=30))
-            fail("a new call was accepted while draining")
-        except grpc.RpcError as e:
-            check(e.code() == grpc.StatusCode.UNAVAILABLE, "new call while draining -> %s" % e.code())
+        e = rpc_error(lambda: list(stub.Fill(pb.FillRequest(task=pb.TASK_FILL, image=image, mask=mask, prompt="late",
+                                                            steps=2), timeout=30)),
+                      "a new call was accepted while draining")
+        check(e.code() == grpc.StatusCode.UNAVAILABLE, "new call while draining -> %s" % e.code())
         t.join(120)
         check(got.get("code") == grpc.StatusCode.OK and got.get("result"), "in-flight job lost: %s" % got)
         check(got["steps"] == 30, "in-flight job saw %d progress events" % got["steps"])
